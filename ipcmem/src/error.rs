@@ -1,0 +1,264 @@
+//! The one error type of ipcmem.
+//!
+//! Every error names the object it is about (`/name`, `key:0x…`, `id:N`) and its cause, so that
+//! a message printed as it is tells the user what to do. [`Error`] converts into
+//! [`std::io::Error`] with a matching [`std::io::ErrorKind`].
+
+use std::fmt;
+use std::io;
+
+use rustix::io::Errno;
+
+/// The result type of ipcmem.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, and with which object.
+///
+/// `object` fields hold the object as the CLI writes it: `/name` for a POSIX object, `key:0x…`
+/// for a System V key, `id:N` for a System V segment id.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The object does not exist.
+    #[error("{object}: no such shared memory object{}", hint_suffix(*.hint))]
+    NotFound {
+        /// The object asked for.
+        object: String,
+        /// Why it may be missing, where a reason is known.
+        hint: Option<&'static str>,
+    },
+    /// An exclusive creation found the object already there.
+    #[error("{object}: already exists")]
+    AlreadyExists {
+        /// The object asked for.
+        object: String,
+    },
+    /// The caller may not access the object in the way asked for.
+    #[error("{object}: permission denied ({access} access refused by the object's mode or owner)")]
+    PermissionDenied {
+        /// The object asked for.
+        object: String,
+        /// `"read"`, `"read-write"`, or the operation that was refused.
+        access: &'static str,
+    },
+    /// A write through a read-only handle.
+    #[error("{object}: the handle is read-only")]
+    ReadOnly {
+        /// The object of the handle.
+        object: String,
+    },
+    /// A POSIX name that breaks a rule.
+    #[error("{name:?}: invalid POSIX shared memory name: {rule}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// The rule it breaks.
+        rule: NameRule,
+    },
+    /// A size of zero, one that does not fit the object, or one past the address space.
+    #[error("{object}: invalid size {size}: {reason}")]
+    InvalidSize {
+        /// The object asked for.
+        object: String,
+        /// The size asked for.
+        size: u64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// An access outside the object.
+    #[error("{object}: {length} bytes at offset {offset} run past the end ({len} bytes)")]
+    OutOfBounds {
+        /// The object of the handle.
+        object: String,
+        /// Where the access starts.
+        offset: usize,
+        /// How many bytes it covers.
+        length: usize,
+        /// The size of the object.
+        len: usize,
+    },
+    /// An offset that is not aligned for the atomic word asked for.
+    #[error("{object}: offset {offset} is not aligned to {align} bytes")]
+    Misaligned {
+        /// The object of the handle.
+        object: String,
+        /// The offset given.
+        offset: usize,
+        /// The alignment required.
+        align: usize,
+    },
+    /// A system limit stands in the way.
+    #[error("{object}: {limit}{}", detail_suffix(.detail))]
+    LimitExceeded {
+        /// The object asked for.
+        object: String,
+        /// Which limit.
+        limit: Limit,
+        /// Figures, such as the size asked for and the limit.
+        detail: String,
+    },
+    /// An argument that the operation cannot take.
+    #[error("{object}: {reason}")]
+    InvalidArgument {
+        /// The object asked for.
+        object: String,
+        /// What is wrong with the argument.
+        reason: String,
+    },
+    /// Any other failure of a system call; keeps the operation and `errno`.
+    #[error("{object}: {operation} failed: {errno}")]
+    Os {
+        /// The object asked for.
+        object: String,
+        /// The system call or step that failed, such as `"shmat"`.
+        operation: &'static str,
+        /// The error number the kernel gave.
+        errno: Errno,
+    },
+}
+
+/// The rules a POSIX shared memory name must follow (see `shm_overview(7)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameRule {
+    /// The name is empty.
+    Empty,
+    /// The name does not start with `/`.
+    LeadingSlash,
+    /// The name is `/` and nothing else.
+    NothingAfterSlash,
+    /// The name has a `/` after the first character.
+    InnerSlash,
+    /// The name contains a NUL byte.
+    Nul,
+    /// The name is longer than `NAME_MAX` (255) bytes after the slash.
+    TooLong,
+    /// The name is `/.` or `/..`.
+    Dots,
+}
+
+impl fmt::Display for NameRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "it is empty",
+            Self::LeadingSlash => "it must start with '/'",
+            Self::NothingAfterSlash => "it needs at least one character after '/'",
+            Self::InnerSlash => "it may contain no '/' after the first character",
+            Self::Nul => "it may contain no NUL byte",
+            Self::TooLong => "it may have at most 255 bytes after the '/' (NAME_MAX)",
+            Self::Dots => "'/.' and '/..' name directories",
+        })
+    }
+}
+
+/// The system limits ipcmem reports by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// `SHMMAX`: the largest System V segment (`/proc/sys/kernel/shmmax`).
+    ShmMax,
+    /// `SHMMNI`: the number of System V segments (`/proc/sys/kernel/shmmni`).
+    ShmMni,
+    /// `SHMALL`: the pages of all System V segments together (`/proc/sys/kernel/shmall`).
+    ShmAll,
+    /// The free space of the file system of POSIX objects (`/dev/shm`).
+    NoSpace,
+    /// The memory the kernel can give, or `RLIMIT_MEMLOCK` for locking.
+    Memory,
+    /// The number of open files.
+    OpenFiles,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ShmMax => "larger than SHMMAX, the largest System V segment (/proc/sys/kernel/shmmax)",
+            Self::ShmMni => "SHMMNI reached: no more System V segments can be made (/proc/sys/kernel/shmmni)",
+            Self::ShmAll => {
+                "SHMALL reached: all System V segments together may not grow further (/proc/sys/kernel/shmall)"
+            }
+            Self::NoSpace => "not enough free space in /dev/shm",
+            Self::Memory => "not enough memory (or RLIMIT_MEMLOCK for locking)",
+            Self::OpenFiles => "too many open files",
+        })
+    }
+}
+
+fn hint_suffix(hint: Option<&'static str>) -> String {
+    hint.map(|h| format!(" ({h})")).unwrap_or_default()
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
+}
+
+/// The `errno` of the last failed libc call.
+pub(crate) fn last_errno() -> Errno {
+    Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::INVAL)
+}
+
+impl Error {
+    /// Turns the `errno` of a failed `operation` on `object` into the error that says it best.
+    ///
+    /// `ENOENT`, `EEXIST`, `EACCES`/`EPERM`, `ENOSPC`, `ENOMEM` and `EMFILE` get their own
+    /// variant; everything else is [`Error::Os`].
+    pub(crate) fn from_errno(object: &dyn fmt::Display, operation: &'static str, errno: Errno) -> Self {
+        let object = object.to_string();
+        match errno {
+            Errno::NOENT => Self::NotFound { object, hint: None },
+            Errno::EXIST => Self::AlreadyExists { object },
+            Errno::ACCESS | Errno::PERM => Self::PermissionDenied { object, access: operation },
+            Errno::NOSPC => Self::LimitExceeded { object, limit: Limit::NoSpace, detail: String::new() },
+            Errno::NOMEM => Self::LimitExceeded { object, limit: Limit::Memory, detail: String::new() },
+            Errno::MFILE | Errno::NFILE => {
+                Self::LimitExceeded { object, limit: Limit::OpenFiles, detail: String::new() }
+            }
+            _ => Self::Os { object, operation, errno },
+        }
+    }
+
+    /// The object the error is about, as `/name`, `key:0x…` or `id:N`.
+    pub fn object(&self) -> &str {
+        match self {
+            Self::InvalidName { name: object, .. }
+            | Self::NotFound { object, .. }
+            | Self::AlreadyExists { object }
+            | Self::PermissionDenied { object, .. }
+            | Self::ReadOnly { object }
+            | Self::InvalidSize { object, .. }
+            | Self::OutOfBounds { object, .. }
+            | Self::Misaligned { object, .. }
+            | Self::LimitExceeded { object, .. }
+            | Self::InvalidArgument { object, .. }
+            | Self::Os { object, .. } => object,
+        }
+    }
+
+    /// The matching [`io::ErrorKind`].
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Self::NotFound { .. } => io::ErrorKind::NotFound,
+            Self::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
+            Self::PermissionDenied { .. } | Self::ReadOnly { .. } => io::ErrorKind::PermissionDenied,
+            Self::InvalidName { .. }
+            | Self::InvalidSize { .. }
+            | Self::OutOfBounds { .. }
+            | Self::Misaligned { .. }
+            | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
+            Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
+            Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
+            Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,
+            Self::Os { errno, .. } => io::Error::from(*errno).kind(),
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(error: Error) -> Self {
+        io::Error::new(error.kind(), error)
+    }
+}

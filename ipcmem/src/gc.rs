@@ -1,0 +1,94 @@
+//! Garbage collection: removes the volatile POSIX objects that no process holds any more.
+//!
+//! A volatile POSIX object is unlinked by its last handle. When every holder crashed (or was
+//! killed with `SIGKILL`) nobody did, and the object stays in `/dev/shm`. [`collect`] finds such
+//! objects by their volatile marker and by the absence of any holder's lock, and unlinks them.
+//! It never touches a persistent object, one still in use, or one owned by another user.
+//!
+//! Volatile System V segments need no collection: the kernel frees them at the last detach.
+//!
+//! ```
+//! for found in ipcmem::gc::collect(ipcmem::gc::Mode::DryRun)? {
+//!     println!("{}: {}", found.name, found.reason);
+//! }
+//! # Ok::<(), ipcmem::Error>(())
+//! ```
+
+use std::os::unix::fs::MetadataExt;
+
+use rustix::fs::{self, AtFlags, FlockOperation, Mode as FileMode, OFlags, CWD};
+
+use crate::error::{Error, Result};
+use crate::posix::{self, SHM_DIR};
+
+/// Whether [`collect`] removes what it finds or only reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Report, remove nothing.
+    DryRun,
+    /// Report and remove.
+    Remove,
+}
+
+/// An object that [`collect`] found abandoned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// The object's name, `/name`.
+    pub name: String,
+    /// Why it is garbage.
+    pub reason: &'static str,
+    /// Whether it was removed (false in a dry run).
+    pub removed: bool,
+}
+
+const REASON: &str = "volatile, and no process holds it";
+
+/// Finds, and unless `mode` is [`Mode::DryRun`] removes, every volatile POSIX object of this
+/// user that no process holds.
+pub fn collect(mode: Mode) -> Result<Vec<Collected>> {
+    let entries = std::fs::read_dir(SHM_DIR).map_err(|error| Error::InvalidArgument {
+        object: SHM_DIR.to_owned(),
+        reason: format!("cannot list the directory: {error}"),
+    })?;
+    let me = rustix::process::geteuid().as_raw();
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let owned_by_me = entry.metadata().is_ok_and(|meta| meta.is_file() && meta.uid() == me);
+        if file_name.starts_with("sem.") || !owned_by_me {
+            continue;
+        }
+        let name = format!("/{file_name}");
+        if let Some(removed) = collect_one(&name, mode) {
+            found.push(Collected { name, reason: REASON, removed });
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// Collects `name` if it is volatile and unheld: `Some(removed)`; `None` if it is not garbage.
+fn collect_one(name: &str, mode: Mode) -> Option<bool> {
+    let path = posix::path_of(name);
+    let fd = fs::openat(
+        CWD,
+        path.as_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        FileMode::empty(),
+    )
+    .ok()?;
+    if !posix::is_marked_volatile(&fd) {
+        return None;
+    }
+    // Holding the exclusive lock keeps any opener waiting until we are done; an opener that
+    // then finds the name gone reports the object as not found.
+    fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
+    if mode == Mode::DryRun {
+        return Some(false);
+    }
+    let same = fs::fstat(&fd)
+        .ok()
+        .zip(fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok())
+        .is_some_and(|(ours, named)| (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino));
+    Some(same && fs::unlinkat(CWD, path.as_str(), AtFlags::empty()).is_ok())
+}

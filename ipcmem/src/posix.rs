@@ -1,0 +1,343 @@
+//! POSIX named shared memory objects: files of the tmpfs at `/dev/shm`, as `shm_open(3)` makes
+//! them (see `shm_overview(7)`).
+//!
+//! Objects made here are ordinary POSIX objects for every other client (glibc `shm_open`,
+//! Python's `multiprocessing.shared_memory`). What ipcmem adds:
+//!
+//! - **Atomic publication.** An object is made nameless (`O_TMPFILE`), sized, given its mode,
+//!   marked and filled, and only then linked under its name (`linkat`, which fails if the name
+//!   exists, so creation stays exclusive). No process ever sees it half made.
+//! - **Volatile objects.** Every handle of a volatile object holds a shared `flock(2)` on its
+//!   own open file description. The last handle to go finds no other holder (an exclusive lock
+//!   succeeds) and unlinks the name. A `user.ipcmem.volatile` extended attribute marks the
+//!   object, so that [`crate::gc`] can find and remove it after every holder crashed.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+use rustix::fs::{self, AtFlags, FlockOperation, Mode, OFlags, XattrFlags, CWD};
+use rustix::io::Errno;
+use rustix::mm::{self, MapFlags, ProtFlags};
+
+use crate::error::{Error, NameRule, Result};
+
+/// The directory of POSIX shared memory objects on Linux.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// The extended attribute that marks a volatile object.
+pub(crate) const VOLATILE_XATTR: &str = "user.ipcmem.volatile";
+
+/// The longest file name: `NAME_MAX`.
+const NAME_MAX: usize = 255;
+
+/// Checks `name` against the rules of `shm_overview(7)`: `/` followed by 1 to 255 bytes, none of
+/// them `/` or NUL.
+///
+/// ```
+/// use ipcmem::{posix::check_name, Error, NameRule};
+/// assert!(check_name("/frames").is_ok());
+/// assert!(matches!(check_name("/a/b"), Err(Error::InvalidName { rule: NameRule::InnerSlash, .. })));
+/// ```
+pub fn check_name(name: &str) -> Result<()> {
+    let rule = if name.is_empty() {
+        Some(NameRule::Empty)
+    } else if !name.starts_with('/') {
+        Some(NameRule::LeadingSlash)
+    } else if name.len() == 1 {
+        Some(NameRule::NothingAfterSlash)
+    } else if name.contains('\0') {
+        Some(NameRule::Nul)
+    } else if name[1..].contains('/') {
+        Some(NameRule::InnerSlash)
+    } else if name.len() - 1 > NAME_MAX {
+        Some(NameRule::TooLong)
+    } else if name == "/." || name == "/.." {
+        Some(NameRule::Dots)
+    } else {
+        None
+    };
+    match rule {
+        Some(rule) => Err(Error::InvalidName { name: name.to_owned(), rule }),
+        None => Ok(()),
+    }
+}
+
+/// The path of object `name` in `/dev/shm`.
+pub(crate) fn path_of(name: &str) -> String {
+    format!("{SHM_DIR}{name}")
+}
+
+/// Unlinks the object `name`, as `shm_unlink(3)`. One that does not exist is not an error.
+///
+/// Processes that have it mapped keep using it; the memory is freed when the last one unmaps.
+#[doc(alias = "shm_unlink")]
+pub fn unlink(name: &str) -> Result<()> {
+    check_name(name)?;
+    match fs::unlinkat(CWD, path_of(name), AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(errno) => Err(Error::from_errno(&name, "unlink", errno)),
+    }
+}
+
+/// How a new object is made.
+pub(crate) struct CreateSpec<'a> {
+    pub name: &'a str,
+    pub len: usize,
+    pub perms: u32,
+    pub volatile: bool,
+    pub reserve: bool,
+}
+
+/// An open POSIX object, mapped, with its volatile lock if it has one.
+pub(crate) struct Object {
+    name: String,
+    mapping: Mapping,
+    /// The inode, to tell our object from one made later under the same name.
+    identity: Identity,
+    /// The descriptor: it holds the shared lock of a volatile object. A persistent object's is
+    /// closed once the object is mapped and named.
+    fd: Option<OwnedFd>,
+    volatile: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+impl Identity {
+    fn of(fd: impl AsFd) -> rustix::io::Result<Identity> {
+        let stat = fs::fstat(fd)?;
+        Ok(Identity { dev: stat.st_dev, ino: stat.st_ino })
+    }
+
+    /// Whether `name` still names this inode.
+    fn is_named(self, name: &str) -> bool {
+        fs::statat(CWD, path_of(name), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| Identity { dev: stat.st_dev, ino: stat.st_ino } == self)
+    }
+}
+
+impl Object {
+    /// Makes a new object that has no name yet: sized, with its mode, marked and locked if
+    /// volatile, and mapped read-write. [`publish`](Self::publish) gives it its name; dropped
+    /// before that, it vanishes without a trace.
+    pub(crate) fn create_unpublished(spec: &CreateSpec<'_>) -> Result<Object> {
+        let name = spec.name;
+        check_name(name)?;
+        let size = object_size(name, spec.len)?;
+        let fd = fs::openat(CWD, SHM_DIR, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::RUSR | Mode::WUSR)
+            .map_err(|errno| Error::from_errno(&name, "open(O_TMPFILE) in /dev/shm", errno))?;
+        give_space(name, &fd, size, spec.reserve)?;
+        // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
+        fs::fchmod(&fd, Mode::from_raw_mode(spec.perms | 0o600))
+            .map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
+        if spec.volatile {
+            mark_volatile(name, &fd)?;
+            fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
+        }
+        let mapping = Mapping::new(name, &fd, spec.len, false)?;
+        let identity = Identity::of(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
+        Ok(Object { name: name.to_owned(), mapping, identity, fd: Some(fd), volatile: spec.volatile })
+    }
+
+    /// Links the object made by [`create_unpublished`](Self::create_unpublished) under its
+    /// name; fails with `AlreadyExists` if the name is taken. A persistent object's descriptor
+    /// is closed here: only a volatile one needs it, for its lock.
+    pub(crate) fn publish(&mut self) -> Result<()> {
+        let Some(fd) = &self.fd else { return Ok(()) };
+        link(&self.name, fd)?;
+        if !self.volatile {
+            self.fd = None;
+        }
+        Ok(())
+    }
+
+    /// Opens and maps the existing object `name`.
+    pub(crate) fn open(name: &str, readonly: bool) -> Result<Object> {
+        check_name(name)?;
+        let (access, flags) = if readonly { ("read", OFlags::RDONLY) } else { ("read-write", OFlags::RDWR) };
+        let fd = fs::openat(
+            CWD,
+            path_of(name),
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|errno| match errno {
+            Errno::ACCESS | Errno::PERM => Error::PermissionDenied { object: name.to_owned(), access },
+            errno => Error::from_errno(&name, "open", errno),
+        })?;
+        let stat = fs::fstat(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
+        let len = mappable_len(name, &stat)?;
+        let identity = Identity { dev: stat.st_dev, ino: stat.st_ino };
+        let volatile = is_marked_volatile(&fd);
+        if volatile {
+            fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
+            // The last holder may have unlinked the name between our open and our lock.
+            if !identity.is_named(name) {
+                return Err(Error::NotFound {
+                    object: name.to_owned(),
+                    hint: Some("a volatile object: its last user closed it while this process was opening it"),
+                });
+            }
+        }
+        let mapping = Mapping::new(name, &fd, len, readonly)?;
+        Ok(Object { name: name.to_owned(), mapping, identity, fd: volatile.then_some(fd), volatile })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        self.mapping.ptr
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.mapping.len
+    }
+
+    pub(crate) fn is_volatile(&self) -> bool {
+        self.volatile
+    }
+
+    /// Unlinks the name if it still names this object (not one made later under that name).
+    pub(crate) fn remove(&self) -> Result<()> {
+        if !self.identity.is_named(&self.name) {
+            return Ok(());
+        }
+        unlink(&self.name)
+    }
+}
+
+impl Drop for Object {
+    /// Unmaps; for a volatile object, unlinks it if no other handle holds it.
+    fn drop(&mut self) {
+        let Some(fd) = self.fd.take().filter(|_| self.volatile) else { return };
+        // Drop our shared lock, then ask for the exclusive one without waiting: it is granted
+        // only if no other handle, in any process, still holds the object. Of several last
+        // holders dropping at once at least one gets it, as each gives up its own lock first.
+        let _ = fs::flock(&fd, FlockOperation::Unlock);
+        if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && self.identity.is_named(&self.name) {
+            let _ = fs::unlinkat(CWD, path_of(&self.name), AtFlags::empty());
+        }
+    }
+}
+
+/// The size of an object of `len` bytes, checked: not zero, and within `off_t`.
+fn object_size(name: &str, len: usize) -> Result<u64> {
+    let invalid = |reason| Error::InvalidSize { object: name.to_owned(), size: len as u64, reason };
+    if len == 0 {
+        return Err(invalid("a shared memory object needs at least one byte"));
+    }
+    let size = u64::try_from(len).map_err(|_| invalid("larger than a file can be"))?;
+    if i64::try_from(size).is_err() || len > isize::MAX as usize {
+        return Err(invalid("larger than a file or an address space can be"));
+    }
+    Ok(size)
+}
+
+/// The length to map for an existing object: its size, which must be at least one byte.
+fn mappable_len(name: &str, stat: &fs::Stat) -> Result<usize> {
+    if fs::FileType::from_raw_mode(stat.st_mode) != fs::FileType::RegularFile {
+        return Err(Error::InvalidArgument {
+            object: name.to_owned(),
+            reason: "not a regular file in /dev/shm".into(),
+        });
+    }
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    if size == 0 {
+        return Err(Error::InvalidSize {
+            object: name.to_owned(),
+            size,
+            reason: "the object is empty (its creator has not sized it yet, or never did)",
+        });
+    }
+    usize::try_from(size).map_err(|_| Error::InvalidSize {
+        object: name.to_owned(),
+        size,
+        reason: "larger than the address space",
+    })
+}
+
+/// Sizes the object, refusing a size past the free space of `/dev/shm`; with `reserve`, also
+/// allocates every page now, so that no later write can fail for want of space.
+fn give_space(name: &str, fd: &OwnedFd, size: u64, reserve: bool) -> Result<()> {
+    let no_space =
+        |detail: String| Error::LimitExceeded { object: name.to_owned(), limit: crate::error::Limit::NoSpace, detail };
+    let vfs = fs::fstatvfs(fd).map_err(|errno| Error::from_errno(&name, "fstatvfs", errno))?;
+    let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+    if size > free {
+        return Err(no_space(format!("{size} bytes asked, {free} bytes free")));
+    }
+    let result = if reserve {
+        fs::fallocate(fd, fs::FallocateFlags::empty(), 0, size).map_err(|errno| (errno, "fallocate"))
+    } else {
+        fs::ftruncate(fd, size).map_err(|errno| (errno, "ftruncate"))
+    };
+    result.map_err(|(errno, operation)| match errno {
+        Errno::NOSPC => no_space(format!("{size} bytes asked, {free} bytes were free")),
+        Errno::FBIG => {
+            Error::InvalidSize { object: name.to_owned(), size, reason: "larger than /dev/shm allows a file to be" }
+        }
+        errno => Error::from_errno(&name, operation, errno),
+    })
+}
+
+/// Sets the volatile marker. A kernel whose tmpfs has no user extended attributes (before
+/// Linux 6.6) cannot carry it: the object is still removed by its last handle, but not by
+/// [`crate::gc`] after a crash.
+fn mark_volatile(name: &str, fd: &OwnedFd) -> Result<()> {
+    match fs::fsetxattr(fd, VOLATILE_XATTR, b"1", XattrFlags::empty()) {
+        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
+        Err(errno) => Err(Error::from_errno(&name, "fsetxattr", errno)),
+    }
+}
+
+/// Whether the object open at `fd` carries the volatile marker.
+pub(crate) fn is_marked_volatile(fd: impl AsFd) -> bool {
+    fs::fgetxattr(fd, VOLATILE_XATTR, &mut [0_u8; 8]).is_ok()
+}
+
+/// Gives the nameless object at `fd` its name; fails with `AlreadyExists` if the name is taken.
+fn link(name: &str, fd: &OwnedFd) -> Result<()> {
+    let target = path_of(name);
+    let through_proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let linked = match fs::linkat(CWD, through_proc.as_str(), CWD, target.as_str(), AtFlags::SYMLINK_FOLLOW) {
+        // Without /proc, link the descriptor itself (needs CAP_DAC_READ_SEARCH before Linux 6.10).
+        Err(Errno::NOENT) => fs::linkat(fd, "", CWD, target.as_str(), AtFlags::EMPTY_PATH),
+        other => other,
+    };
+    linked.map_err(|errno| Error::from_errno(&name, "link into /dev/shm", errno))
+}
+
+/// A shared mapping of a POSIX object, unmapped on drop.
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(name: &str, fd: impl AsFd, len: usize, readonly: bool) -> Result<Mapping> {
+        let prot = if readonly { ProtFlags::READ } else { ProtFlags::READ | ProtFlags::WRITE };
+        // SAFETY: a new shared mapping at an address the kernel chooses: it overlaps no memory
+        // Rust knows of. `len` is at least 1 (checked by the callers).
+        let ptr = unsafe { mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0) }
+            .map_err(|errno| Error::from_errno(&name, "mmap", errno))?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Os {
+            object: name.to_owned(),
+            operation: "mmap",
+            errno: Errno::FAULT,
+        })?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` are those of our own mapping, and no reference into it
+        // outlives the handle that owns this `Mapping`.
+        let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}

@@ -1,0 +1,523 @@
+//! [`SharedMemory`]: one handle for both kinds of shared memory, as `SharedMemory` of the Julia
+//! package, with [`ShmOptions`] to choose how it is made or opened.
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::access;
+use crate::error::{Error, Result};
+use crate::key::{Id, Key};
+use crate::posix::{self, CreateSpec};
+use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL};
+
+/// A shared memory object mapped into this process: a POSIX object (`/name`) or a System V
+/// segment (by key or id).
+///
+/// Dropping the handle unmaps (detaches) it; a *volatile* object is destroyed when its last
+/// handle, in any process, is gone. Objects are volatile unless [`ShmOptions::volatile`] says
+/// otherwise, as in the Julia package.
+///
+/// Memory that other processes may write at any time is never handed out as `&[u8]` by safe
+/// code: copy in and out with [`read_at`](Self::read_at) and [`write_at`](Self::write_at), use
+/// atomic words ([`atomic_u64s`](Self::atomic_u64s)), or take an `unsafe` slice view.
+///
+/// ```
+/// use ipcmem::SharedMemory;
+/// let name = format!("/ipcmem-doc-{}", std::process::id());
+/// let shm = SharedMemory::create(name.as_str(), 4096)?; // volatile, mode 0o600
+/// shm.write_at(0, b"hello")?;
+///
+/// let other = SharedMemory::open_readonly(name.as_str())?; // another process would do the same
+/// let mut buf = [0; 5];
+/// other.read_at(0, &mut buf)?;
+/// assert_eq!(&buf, b"hello");
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+pub struct SharedMemory {
+    backing: Backing,
+    readonly: bool,
+}
+
+enum Backing {
+    Posix(posix::Object),
+    SysV(sysv::Attachment),
+}
+
+// SAFETY: the handle owns its mapping, valid in the whole process; every safe access to the
+// memory is atomic, so using the handle from several threads races no more than several
+// processes do.
+unsafe impl Send for SharedMemory {}
+// SAFETY: as above: `&SharedMemory` gives only atomic access or raw pointers.
+unsafe impl Sync for SharedMemory {}
+
+/// Whether [`ShmOptions::open_or_create`] made the object or found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This call made the object.
+    Created,
+    /// The object existed; this call opened it.
+    Opened,
+}
+
+/// How an object lives: destroyed when no longer used, or until removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Destroyed when the last handle, in any process, is gone (or, for POSIX objects whose
+    /// holders all crashed, by [`crate::gc`]).
+    Volatile,
+    /// Lives until removed ([`SharedMemory::remove`], [`crate::shmrm`]) or reboot.
+    Persistent,
+}
+
+/// Whether a handle may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `PROT_READ | PROT_WRITE`; needs read and write permission.
+    ReadWrite,
+    /// `PROT_READ` or `SHM_RDONLY`; needs only read permission.
+    ReadOnly,
+}
+
+/// Options for making or opening a [`SharedMemory`], in the style of `std::fs::OpenOptions`.
+///
+/// ```
+/// use ipcmem::{Outcome, SharedMemory};
+/// let name = format!("/ipcmem-doc-options-{}", std::process::id());
+/// let (shm, outcome) = SharedMemory::options().perms(0o640).open_or_create(name.as_str(), 1000)?;
+/// assert_eq!(outcome, Outcome::Created);
+/// assert_eq!(shm.len(), 1000);
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ShmOptions {
+    perms: u32,
+    persistence: Persistence,
+    access: Access,
+    reserve: bool,
+}
+
+impl Default for ShmOptions {
+    fn default() -> ShmOptions {
+        ShmOptions { perms: 0o600, persistence: Persistence::Volatile, access: Access::ReadWrite, reserve: false }
+    }
+}
+
+/// How many times `open_or_create` tries again when the object vanishes between a failed
+/// create and the open.
+const OPEN_OR_CREATE_TRIES: usize = 64;
+
+impl ShmOptions {
+    /// The defaults: mode 0o600, volatile, read-write, no reservation.
+    pub fn new() -> ShmOptions {
+        ShmOptions::default()
+    }
+
+    /// The 9 permission bits of a new object (default 0o600), exact whatever the umask. The
+    /// owner always keeps read and write.
+    pub fn perms(mut self, perms: u32) -> ShmOptions {
+        self.perms = perms;
+        self
+    }
+
+    /// Whether a new object is destroyed when no longer in use (default `true`).
+    pub fn volatile(mut self, volatile: bool) -> ShmOptions {
+        self.persistence = if volatile { Persistence::Volatile } else { Persistence::Persistent };
+        self
+    }
+
+    /// How a new object lives; the same as [`volatile`](Self::volatile), by name.
+    pub fn persistence(mut self, persistence: Persistence) -> ShmOptions {
+        self.persistence = persistence;
+        self
+    }
+
+    /// Whether to open read-only (default `false`). Has no effect on creation.
+    pub fn readonly(mut self, readonly: bool) -> ShmOptions {
+        self.access = if readonly { Access::ReadOnly } else { Access::ReadWrite };
+        self
+    }
+
+    /// Whether to allocate every page of a new POSIX object at creation (`fallocate`), so that
+    /// no later write can fail for want of space in `/dev/shm` (default `false`: creation only
+    /// checks that the space is free now, which is cheap). System V segments are charged in
+    /// full at creation anyway.
+    pub fn reserve(mut self, reserve: bool) -> ShmOptions {
+        self.reserve = reserve;
+        self
+    }
+
+    /// Makes a new object of `len` bytes; fails with [`Error::AlreadyExists`] if it exists.
+    ///
+    /// `id` is a POSIX name (`"/name"`), a [`Key`], or [`Key::PRIVATE`] for a new System V
+    /// segment reachable only by its id. A POSIX object appears under its name only once it is
+    /// complete.
+    pub fn create(&self, id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
+        self.create_with(id, len, |_| ())
+    }
+
+    /// Makes a new object, fills it with `init`, then publishes it.
+    ///
+    /// For a POSIX object, `init` runs before the name appears: no other process can see the
+    /// object unfilled. A System V segment is visible by key as soon as it exists, so `init`
+    /// runs right after; share a "ready" flag if openers must wait for it.
+    pub fn create_with(&self, id: impl Into<Id>, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
+        let id = id.into();
+        match &id {
+            Id::Name(name) => self.create_posix(name, len, init),
+            Id::Key(key) => self.create_sysv(*key, len, init),
+            Id::Shm(_) => Err(Error::InvalidArgument {
+                object: id.to_string(),
+                reason: "a segment id names an existing segment: create by key, or with Key::PRIVATE".into(),
+            }),
+        }
+    }
+
+    /// Opens an existing object: a POSIX name, a [`Key`], or a [`ShmId`].
+    pub fn open(&self, id: impl Into<Id>) -> Result<SharedMemory> {
+        let readonly = self.access == Access::ReadOnly;
+        let backing = match id.into() {
+            Id::Name(name) => Backing::Posix(posix::Object::open(&name, readonly)?),
+            Id::Key(key) => Backing::SysV(sysv::shmat(sysv::get_existing(key, 0)?, readonly)?),
+            Id::Shm(id) => Backing::SysV(sysv::shmat(id, readonly)?),
+        };
+        Ok(SharedMemory { backing, readonly })
+    }
+
+    /// Opens the object if it exists, else makes it; says which. Of processes racing on one
+    /// name or key, exactly one creates.
+    ///
+    /// An existing object smaller than `len` is an error; a larger one is opened as it is
+    /// ([`SharedMemory::len`] tells). A volatile System V segment loses its key as soon as it
+    /// is made, so `open_or_create` by key refuses [`volatile`](Self::volatile) `true`.
+    pub fn open_or_create(&self, id: impl Into<Id>, len: usize) -> Result<(SharedMemory, Outcome)> {
+        self.open_or_create_with(id, len, |_| ())
+    }
+
+    /// [`open_or_create`](Self::open_or_create), filling a new object with `init` as
+    /// [`create_with`](Self::create_with) does.
+    pub fn open_or_create_with(
+        &self,
+        id: impl Into<Id>,
+        len: usize,
+        init: impl FnOnce(&SharedMemory),
+    ) -> Result<(SharedMemory, Outcome)> {
+        let id = id.into();
+        if matches!(id, Id::Key(key) if !key.is_private()) && self.persistence == Persistence::Volatile {
+            return Err(Error::InvalidArgument {
+                object: id.to_string(),
+                reason: "a volatile System V segment loses its key when marked for removal, so no other process could open it by key: \
+                         use volatile(false), or share the segment by its id"
+                    .into(),
+            });
+        }
+        let mut init = Some(init);
+        for _ in 0..OPEN_OR_CREATE_TRIES {
+            let created = self.create_with(&id, len, |shm| {
+                if let Some(init) = init.take() {
+                    init(shm);
+                }
+            });
+            match created {
+                Ok(shm) => return Ok((shm, Outcome::Created)),
+                Err(Error::AlreadyExists { .. }) => {}
+                Err(error) => return Err(error),
+            }
+            match self.open(&id) {
+                Ok(shm) if shm.len() < len => {
+                    return Err(Error::InvalidSize {
+                        object: id.to_string(),
+                        size: len as u64,
+                        reason: "the existing object is smaller than the size asked for",
+                    })
+                }
+                Ok(shm) => return Ok((shm, Outcome::Opened)),
+                // Removed between our create and our open: try again.
+                Err(Error::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::InvalidArgument {
+            object: id.to_string(),
+            reason: format!("created and removed by others {OPEN_OR_CREATE_TRIES} times while opening: giving up"),
+        })
+    }
+
+    fn check_perms(&self, id: &dyn fmt::Display) -> Result<u32> {
+        if self.perms & !0o777 != 0 {
+            return Err(Error::InvalidArgument {
+                object: id.to_string(),
+                reason: format!("permissions {:#o} have bits outside 0o777", self.perms),
+            });
+        }
+        Ok(self.perms | 0o600)
+    }
+
+    fn create_posix(&self, name: &str, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
+        let spec = CreateSpec {
+            name,
+            len,
+            perms: self.check_perms(&name)?,
+            volatile: self.persistence == Persistence::Volatile,
+            reserve: self.reserve,
+        };
+        let mut shm =
+            SharedMemory { backing: Backing::Posix(posix::Object::create_unpublished(&spec)?), readonly: false };
+        init(&shm);
+        if let Backing::Posix(object) = &mut shm.backing {
+            object.publish()?;
+        }
+        Ok(shm)
+    }
+
+    fn create_sysv(&self, key: Key, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
+        let perms = self.check_perms(&key)?;
+        if len == 0 {
+            return Err(Error::InvalidSize {
+                object: key.to_string(),
+                size: 0,
+                reason: "a segment needs at least one byte",
+            });
+        }
+        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(perms))?;
+        let attachment = match sysv::attach(id, len, false) {
+            Ok(attachment) => attachment,
+            Err(error) => {
+                let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
+                return Err(error);
+            }
+        };
+        if self.persistence == Persistence::Volatile {
+            // From now on the kernel destroys the segment at the last detach, even after a crash.
+            sysv::shmctl(id, sysv::ShmCommand::Remove)?;
+        }
+        let shm = SharedMemory { backing: Backing::SysV(attachment), readonly: false };
+        init(&shm);
+        Ok(shm)
+    }
+}
+
+impl SharedMemory {
+    /// Makes a new volatile object of `len` bytes with mode 0o600, as
+    /// `SharedMemory(id, len)` in Julia. See [`ShmOptions::create`].
+    pub fn create(id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
+        ShmOptions::new().create(id, len)
+    }
+
+    /// Opens an existing object read-write, as `SharedMemory(id)` in Julia.
+    pub fn open(id: impl Into<Id>) -> Result<SharedMemory> {
+        ShmOptions::new().open(id)
+    }
+
+    /// Opens an existing object read-only, as `SharedMemory(id; readonly=true)` in Julia.
+    pub fn open_readonly(id: impl Into<Id>) -> Result<SharedMemory> {
+        ShmOptions::new().readonly(true).open(id)
+    }
+
+    /// The options builder.
+    pub fn options() -> ShmOptions {
+        ShmOptions::new()
+    }
+
+    /// The object's identifier: its name, or its System V segment id, as `shmid(shm)` in Julia.
+    pub fn id(&self) -> Id {
+        match &self.backing {
+            Backing::Posix(object) => Id::Name(object.name().to_owned()),
+            Backing::SysV(attachment) => Id::Shm(attachment.id()),
+        }
+    }
+
+    /// The exact size in bytes, as `sizeof(shm)` in Julia.
+    pub fn len(&self) -> usize {
+        match &self.backing {
+            Backing::Posix(object) => object.len(),
+            Backing::SysV(attachment) => attachment.len(),
+        }
+    }
+
+    /// Always `false`: an object has at least one byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether this handle is read-only.
+    pub fn is_readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// Whether the object is a volatile POSIX object (held by this handle) or a System V
+    /// segment marked for removal.
+    pub fn is_volatile(&self) -> bool {
+        match &self.backing {
+            Backing::Posix(object) => object.is_volatile(),
+            Backing::SysV(attachment) => sysv::shminfo(attachment.id()).is_ok_and(|info| info.is_marked_for_removal()),
+        }
+    }
+
+    /// The base address, as `pointer(shm)` in Julia.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.base().as_ptr()
+    }
+
+    /// The base address for writing through `unsafe` code. Writing through it on a read-only
+    /// handle kills the process with `SIGSEGV`: the mapping has no write permission.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.base().as_ptr()
+    }
+
+    fn base(&self) -> NonNull<u8> {
+        match &self.backing {
+            Backing::Posix(object) => object.ptr(),
+            Backing::SysV(attachment) => NonNull::new(attachment.as_mut_ptr()).unwrap_or(NonNull::dangling()),
+        }
+    }
+
+    /// Marks the object for destruction, as `rm(shm)` in Julia: a POSIX name is unlinked (if it
+    /// still names this object), a System V segment is marked (`IPC_RMID`). Handles, this one
+    /// included, stay usable until dropped.
+    pub fn remove(&self) -> Result<()> {
+        match &self.backing {
+            Backing::Posix(object) => object.remove(),
+            Backing::SysV(attachment) => sysv::remove(&Id::Shm(attachment.id())),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` into `buf` (a byte-wise atomic copy).
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.check_range(offset, buf.len())?;
+        // SAFETY: the range lies within the mapping (checked above), which lives as long as
+        // `self`; `access::load` reads it atomically, so concurrent writers are no data race.
+        unsafe { access::load(self.as_ptr().add(offset), buf) };
+        Ok(())
+    }
+
+    /// Copies `data` to `offset` (a byte-wise atomic copy). Fails on a read-only handle.
+    pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.check_range(offset, data.len())?;
+        // SAFETY: the range lies within the mapping, which is writable (checked above);
+        // `access::store` writes atomically.
+        unsafe { access::store(self.as_mut_ptr().add(offset), data) };
+        Ok(())
+    }
+
+    /// `count` atomic 32-bit words at `offset` (aligned to 4). Fails on a read-only handle,
+    /// whose words could not be stored to; [`load_u32`](Self::load_u32) reads one there.
+    pub fn atomic_u32s(&self, offset: usize, count: usize) -> Result<&[AtomicU32]> {
+        self.atomic_words(offset, count)
+    }
+
+    /// `count` atomic 64-bit words at `offset` (aligned to 8). Fails on a read-only handle.
+    pub fn atomic_u64s(&self, offset: usize, count: usize) -> Result<&[AtomicU64]> {
+        self.atomic_words(offset, count)
+    }
+
+    /// Loads the 32-bit word at `offset` (aligned to 4), also through a read-only handle.
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
+        let word = self.aligned_word::<AtomicU32>(offset)?;
+        // SAFETY: `word` is aligned and within the mapping (checked); an atomic load is
+        // allowed on read-only memory.
+        Ok(unsafe { AtomicU32::from_ptr(word.cast()) }.load(order))
+    }
+
+    /// Loads the 64-bit word at `offset` (aligned to 8), also through a read-only handle.
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
+        let word = self.aligned_word::<AtomicU64>(offset)?;
+        // SAFETY: as in `load_u32`.
+        Ok(unsafe { AtomicU64::from_ptr(word.cast()) }.load(order))
+    }
+
+    /// The whole object as a byte slice.
+    ///
+    /// # Safety
+    /// For as long as the slice lives, no process may write the object (Rust assumes the bytes
+    /// behind `&[u8]` do not change), and the object must not be shrunk by another process.
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes for the life of `self`; the caller
+        // promises that nobody writes them meanwhile.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len()) }
+    }
+
+    /// The whole object as a mutable byte slice; fails on a read-only handle.
+    ///
+    /// # Safety
+    /// For as long as the slice lives, no other process and no other reference in this process
+    /// may access the object, and it must not be shrunk by another process.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice(&self) -> Result<&mut [u8]> {
+        self.check_writable()?;
+        // SAFETY: the mapping is `len` writable bytes for the life of `self`; the caller
+        // promises exclusive access.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), self.len()) })
+    }
+
+    fn atomic_words<A>(&self, offset: usize, count: usize) -> Result<&[A]> {
+        self.check_writable()?;
+        let bytes = count.checked_mul(size_of::<A>()).ok_or_else(|| self.out_of_bounds(offset, usize::MAX))?;
+        self.check_range(offset, bytes)?;
+        let first = self.aligned_word::<A>(offset)?;
+        // SAFETY: `count` words of `A` (an atomic integer) lie within the writable mapping
+        // (checked), aligned for `A` (checked); atomics may be shared with other processes,
+        // and the slice lives no longer than `self`, which keeps the mapping.
+        Ok(unsafe { std::slice::from_raw_parts(first.cast::<A>(), count) })
+    }
+
+    /// The address of a word of type `A` at `offset`, checked for bounds and alignment.
+    fn aligned_word<A>(&self, offset: usize) -> Result<*mut u8> {
+        self.check_range(offset, size_of::<A>())?;
+        // SAFETY: `offset` is within the mapping (checked above).
+        let word = unsafe { self.as_mut_ptr().add(offset) };
+        if !word.cast::<A>().is_aligned() {
+            return Err(Error::Misaligned { object: self.id().to_string(), offset, align: align_of::<A>() });
+        }
+        Ok(word)
+    }
+
+    fn check_range(&self, offset: usize, length: usize) -> Result<()> {
+        match offset.checked_add(length) {
+            Some(end) if end <= self.len() => Ok(()),
+            _ => Err(self.out_of_bounds(offset, length)),
+        }
+    }
+
+    fn out_of_bounds(&self, offset: usize, length: usize) -> Error {
+        Error::OutOfBounds { object: self.id().to_string(), offset, length, len: self.len() }
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.readonly {
+            return Err(Error::ReadOnly { object: self.id().to_string() });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SharedMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedMemory")
+            .field("id", &self.id())
+            .field("len", &self.len())
+            .field("readonly", &self.readonly)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes the object that `target` names, as `shmrm` in Julia: unlinks a POSIX name, marks a
+/// System V segment (by key or id) for removal. What is already gone is not an error.
+///
+/// ```
+/// let name = format!("/ipcmem-doc-shmrm-{}", std::process::id());
+/// ipcmem::SharedMemory::options().volatile(false).create(name.as_str(), 1)?;
+/// ipcmem::shmrm(name.as_str())?;
+/// ipcmem::shmrm(name.as_str())?; // gone already: still Ok
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+#[doc(alias = "shm_unlink")]
+#[doc(alias = "IPC_RMID")]
+pub fn shmrm(target: impl Into<Id>) -> Result<()> {
+    match target.into() {
+        Id::Name(name) => posix::unlink(&name),
+        other => sysv::remove(&other),
+    }
+}
