@@ -85,6 +85,13 @@ fn shmget_error(key: Key, size: usize, creating: bool, errno: Errno) -> Error {
             limit: Limit::ShmMax,
             detail: format!("{size} bytes asked, SHMMAX is {}", limit("shmmax").unwrap_or(0)),
         },
+        // The kernel backs a segment with a file, which cannot pass MAX_LFS_FILESIZE (i64::MAX),
+        // even below a huge SHMMAX: no segment can have this size, whatever the key.
+        Errno::INVAL if creating && i64::try_from(size).is_err() => Error::InvalidSize {
+            object,
+            size: size as u64,
+            reason: "larger than any segment can be (the kernel's file size limit, i64::MAX bytes)",
+        },
         Errno::INVAL => {
             Error::InvalidSize { object, size: size as u64, reason: "the key's segment exists and is smaller" }
         }
