@@ -213,12 +213,9 @@ impl ShmOptions {
             });
         }
         let mut init = Some(init);
+        let mut nameless = None;
         for _ in 0..OPEN_OR_CREATE_TRIES {
-            let created = self.create_with(&id, len, |shm| {
-                if let Some(init) = init.take() {
-                    init(shm);
-                }
-            });
+            let created = self.try_create(&id, len, &mut init, &mut nameless);
             match created {
                 Ok(shm) => return Ok((shm, Outcome::Created)),
                 Err(Error::AlreadyExists { .. }) => {}
@@ -254,7 +251,44 @@ impl ShmOptions {
         Ok(self.perms | 0o600)
     }
 
+    /// One try of `open_or_create` at making the object. `init` runs at most once: a POSIX
+    /// object is made and filled before its name is taken, so when the name turns out to be
+    /// taken the filled object is kept in `nameless`, and a later try (after that name's object
+    /// vanished) publishes it as it is rather than a new, unfilled one.
+    fn try_create<F: FnOnce(&SharedMemory)>(
+        &self,
+        id: &Id,
+        len: usize,
+        init: &mut Option<F>,
+        nameless: &mut Option<SharedMemory>,
+    ) -> Result<SharedMemory> {
+        let fill = |shm: &SharedMemory| {
+            if let Some(init) = init.take() {
+                init(shm);
+            }
+        };
+        let Id::Name(name) = id else { return self.create_with(id, len, fill) };
+        let mut shm = match nameless.take() {
+            Some(shm) => shm,
+            None => self.build_posix(name, len, fill)?,
+        };
+        match shm.publish() {
+            Ok(()) => Ok(shm),
+            Err(error) => {
+                *nameless = Some(shm);
+                Err(error)
+            }
+        }
+    }
+
     fn create_posix(&self, name: &str, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
+        let mut shm = self.build_posix(name, len, init)?;
+        shm.publish()?;
+        Ok(shm)
+    }
+
+    /// Makes a POSIX object without a name, filled by `init`; `publish` names it.
+    fn build_posix(&self, name: &str, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
         let spec = CreateSpec {
             name,
             len,
@@ -262,12 +296,8 @@ impl ShmOptions {
             volatile: self.persistence == Persistence::Volatile,
             reserve: self.reserve,
         };
-        let mut shm =
-            SharedMemory { backing: Backing::Posix(posix::Object::create_unpublished(&spec)?), readonly: false };
+        let shm = SharedMemory { backing: Backing::Posix(posix::Object::create_unpublished(&spec)?), readonly: false };
         init(&shm);
-        if let Backing::Posix(object) = &mut shm.backing {
-            object.publish()?;
-        }
         Ok(shm)
     }
 
@@ -364,6 +394,15 @@ impl SharedMemory {
     /// handle kills the process with `SIGSEGV`: the mapping has no write permission.
     pub fn as_mut_ptr(&self) -> *mut u8 {
         self.base().as_ptr()
+    }
+
+    /// Gives a POSIX object made by `build_posix` its name; fails with `AlreadyExists` if the
+    /// name is taken. Nothing to do for a System V segment.
+    fn publish(&mut self) -> Result<()> {
+        match &mut self.backing {
+            Backing::Posix(object) => object.publish(),
+            Backing::SysV(_) => Ok(()),
+        }
     }
 
     fn base(&self) -> NonNull<u8> {

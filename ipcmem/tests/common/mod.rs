@@ -188,3 +188,133 @@ pub fn proc_sysvipc(id: i32) -> Option<Vec<String>> {
         .map(|line| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
         .find(|fields| fields.get(1).is_some_and(|field| field == &id.to_string()))
 }
+
+/// A child that runs alongside the test: its reports arrive while it runs
+/// ([`next_report`](Held::next_report)), it gets lines on its stdin ([`send`](Held::send)), and it
+/// runs until released (stdin closed, see [`wait_for_release`]) or killed. Dropped, it is killed,
+/// so that no child outlives a failed test.
+pub struct Held {
+    child: Option<Child>,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    readers: Vec<std::thread::JoinHandle<String>>,
+}
+
+/// Starts `scenario` as a [`Held`] child.
+pub fn spawn_held(scenario: &str, args: &[&str]) -> Held {
+    use std::io::{BufRead, Read};
+    let mut started = child(scenario, args).stdin(Stdio::piped()).spawn().expect("spawn a child");
+    let stdout = started.stdout.take().expect("the child's stdout");
+    let mut stderr = started.stderr.take().expect("the child's stderr");
+    let (sender, lines) = std::sync::mpsc::channel();
+    // Reader threads, so that the child never blocks on a full pipe and reports arrive at once.
+    let stdout = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(report) = line.strip_prefix("@@ ") {
+                let _ = sender.send(report.to_owned());
+            }
+        }
+        String::new()
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let stdin = started.stdin.take();
+    Held { child: Some(started), stdin, lines, seen: Vec::new(), readers: vec![stdout, stderr] }
+}
+
+impl Held {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The next report of the child; fails the test (with the child's output) if none comes
+    /// within [`CHILD_TIMEOUT`].
+    pub fn next_report(&mut self) -> String {
+        match self.lines.recv_timeout(CHILD_TIMEOUT) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(error) => {
+                let run = self.finish(true);
+                panic!("no report from the child ({error}): {run:?}");
+            }
+        }
+    }
+
+    /// Sends `line` to the child's stdin (read by [`read_line`]).
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the child's stdin is open");
+        writeln!(stdin, "{line}").expect("write to the child");
+        stdin.flush().expect("flush to the child");
+    }
+
+    /// Closes the child's stdin, which lets it end, and waits for it (killing it after
+    /// [`CHILD_TIMEOUT`]).
+    pub fn release(mut self) -> ChildRun {
+        self.finish(false)
+    }
+
+    /// Kills the child with `SIGKILL` and waits for it.
+    pub fn kill(mut self) -> ChildRun {
+        self.finish(true)
+    }
+
+    fn finish(&mut self, kill: bool) -> ChildRun {
+        let mut child = self.child.take().expect("the child runs");
+        // Kill before closing stdin: a child that saw its stdin closed would end on its own
+        // (dropping its handles) before the signal came.
+        if kill {
+            let _ = child.kill();
+        }
+        self.stdin = None;
+        let deadline = Instant::now() + CHILD_TIMEOUT;
+        while child.try_wait().expect("wait for a child").is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let status = child.wait().expect("wait for a child");
+        // The pipes close when the child is gone: the reader threads end, once they have passed
+        // on all the child wrote.
+        let stderr = self.readers.drain(..).filter_map(|reader| reader.join().ok()).collect();
+        let mut reports = std::mem::take(&mut self.seen);
+        reports.extend(self.lines.try_iter());
+        ChildRun { status, reports, stderr }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.finish(true);
+        }
+    }
+}
+
+/// In a [`Held`] child: reads one line from stdin, without its newline; `None` once the parent
+/// closed stdin (or died).
+pub fn read_line() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end_matches('\n').to_owned()),
+    }
+}
+
+/// In a [`Held`] child: waits until the parent releases it (closes stdin, or dies).
+pub fn wait_for_release() {
+    while read_line().is_some() {}
+}
+
+/// The mode bits (`& 0o777`) of `/dev/shm` object `name`, if it exists.
+pub fn posix_mode(name: &str) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(format!("/dev/shm{name}")).ok()?;
+    Some(meta.permissions().mode() & 0o777)
+}
