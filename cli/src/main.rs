@@ -1,1 +1,46 @@
-fn main() {}
+//! `ipcmem`: lists, inspects, creates, reads, writes and cleans shared memory of both kinds,
+//! POSIX objects (`/dev/shm`) and System V segments, on top of the `ipcmem` library.
+//!
+//! Exit status: 0 success, 1 the operation failed (one line `ipcmem: OBJ: cause` on stderr),
+//! 2 a usage error (clap's message).
+
+mod args;
+mod cli;
+mod data;
+mod demo;
+mod failure;
+mod inspect;
+mod manage;
+mod report;
+mod signals;
+mod users;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::failure::Outcome;
+
+fn main() -> ExitCode {
+    signals::default_sigpipe();
+    let cli = Cli::parse();
+    failure::exit_code(run(cli.command))
+}
+
+fn run(command: Command) -> Outcome {
+    match command {
+        Command::Create { object, size, mode, volatile, hold } => manage::create(&object, size, mode, volatile, hold),
+        Command::Hold { object } => manage::hold(&object),
+        Command::List { posix, sysv, json } => inspect::list(args::filter(posix, sysv), json),
+        Command::Info { object, json } => inspect::info(&object, json),
+        Command::Rm { objects, force } => manage::rm(&objects, force),
+        Command::Read { object, offset, length } => data::read(&object, offset, length),
+        Command::Write { object, offset } => data::write(&object, offset),
+        Command::Chmod { object, mode } => manage::chmod(&object, mode),
+        Command::Key { path, proj } => manage::key(&path, proj),
+        Command::Gc { dry_run, json } => manage::gc(dry_run, json),
+        Command::Demo => demo::run(),
+        Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
+    }
+}

@@ -38,14 +38,19 @@
 
 mod access;
 pub mod error;
+pub mod event;
 pub mod gc;
 pub mod key;
 pub mod posix;
+pub mod semaphore;
 pub mod shm;
+pub mod sync;
 pub mod sysv;
 
 pub use error::{Error, Limit, NameRule, Result};
+pub use event::Event;
 pub use key::{Id, Key, ShmId};
+pub use semaphore::{Semaphore, SemaphoreOptions};
 pub use shm::{shmrm, Access, Outcome, Persistence, SharedMemory, ShmOptions};
 pub use sysv::ShmInfo;
 

@@ -79,6 +79,47 @@ pub fn unlink(name: &str) -> Result<()> {
     }
 }
 
+/// Sets the 9 permission bits of object `name`, as `chmod(2)`; only its owner (or root) may.
+///
+/// Handles that are open keep the access they were opened with. The name is opened with
+/// `O_PATH | O_NOFOLLOW` and changed through that descriptor, so that a symbolic link planted
+/// in the world-writable `/dev/shm` cannot redirect the change to another file, and no read or
+/// write permission on the object is needed.
+///
+/// ```
+/// let name = format!("/ipcmem-doc-chmod-{}", std::process::id());
+/// let shm = ipcmem::SharedMemory::create(name.as_str(), 64)?;
+/// ipcmem::posix::chmod(&name, 0o640)?;
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+#[doc(alias = "fchmod")]
+pub fn chmod(name: &str, perms: u32) -> Result<()> {
+    check_name(name)?;
+    if perms & !0o777 != 0 {
+        return Err(Error::InvalidArgument {
+            object: name.to_owned(),
+            reason: format!("permissions {perms:#o} have bits outside 0o777"),
+        });
+    }
+    let fd = fs::openat(CWD, path_of(name), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|errno| Error::from_errno(&name, "open", errno))?;
+    let stat = fs::fstat(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
+    if fs::FileType::from_raw_mode(stat.st_mode) != fs::FileType::RegularFile {
+        return Err(Error::InvalidArgument {
+            object: name.to_owned(),
+            reason: "not a regular file in /dev/shm".into(),
+        });
+    }
+    // fchmod refuses an O_PATH descriptor; its /proc/self/fd link names the very inode opened.
+    let through_proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    fs::chmodat(CWD, through_proc.as_str(), Mode::from_raw_mode(perms), AtFlags::empty()).map_err(|errno| match errno {
+        Errno::PERM | Errno::ACCESS => {
+            Error::PermissionDenied { object: name.to_owned(), access: "chmod (owner only)" }
+        }
+        errno => Error::from_errno(&name, "chmod", errno),
+    })
+}
+
 /// How a new object is made.
 pub(crate) struct CreateSpec<'a> {
     pub name: &'a str,

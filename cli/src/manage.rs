@@ -1,0 +1,192 @@
+//! `create`, `hold`, `rm`, `chmod`, `key` and `gc`: making, keeping and removing objects.
+
+use std::path::Path;
+
+use ipcmem::gc::{self, Collected};
+use ipcmem::{inventory, posix, sysv, Id, Key, SharedMemory};
+use serde::Serialize;
+
+use crate::args::Mode;
+use crate::failure::{self, Failure, Outcome};
+use crate::inspect::print_line;
+use crate::signals;
+
+/// The example of `create --help`.
+pub const CREATE_HELP: &str = "\
+A volatile object lives only while someone holds it, so --volatile needs --hold: the command
+prints the object, then holds it until SIGINT or SIGTERM (it vanishes then, unless another
+process still holds it); after SIGKILL, `ipcmem gc` removes it.
+
+Example:
+  $ ipcmem create /frames 4MiB --mode 0640
+  /frames
+  $ ipcmem create private 1000
+  id:3
+  $ ipcmem create /scratch 64KiB --volatile --hold &";
+
+/// The example of `hold --help`.
+pub const HOLD_HELP: &str = "\
+Holding a volatile object keeps it alive; read permission is enough.
+
+Example:
+  $ ipcmem hold /scratch &
+  holding /scratch (65536 bytes)
+  $ kill %1";
+
+/// The example of `rm --help`.
+pub const RM_HELP: &str = "\
+Example:
+  $ ipcmem rm /frames id:3
+  $ ipcmem rm --force /maybe-gone";
+
+/// The example of `chmod --help`.
+pub const CHMOD_HELP: &str = "\
+Example:
+  $ ipcmem chmod /frames 0644
+  $ ipcmem chmod id:3 600";
+
+/// The example of `key --help`.
+pub const KEY_HELP: &str = "\
+Example:
+  $ ipcmem key /etc/hostname 42
+  key:0x2a0010ff
+  $ ipcmem create \"$(ipcmem key /etc/hostname 42)\" 1MiB";
+
+/// The example of `gc --help`.
+pub const GC_HELP: &str = "\
+Only volatile POSIX objects of the calling user that no process holds (their holders were
+killed); never a persistent object, one in use, or another user's. Volatile System V segments
+need no collection: the kernel frees them at their last detach.
+
+Example:
+  $ ipcmem gc --dry-run
+  would remove /scratch: volatile, and no process holds it
+  $ ipcmem gc --json";
+
+/// `ipcmem create OBJ SIZE [--mode MODE] [--volatile --hold]`.
+pub fn create(object: &Id, size: usize, mode: Mode, volatile: bool, hold: bool) -> Outcome {
+    // Blocked before the object exists: a stop signal that comes while it is made ends the
+    // hold at once, cleanly, instead of killing the process and leaving the object behind.
+    let stop = if hold { Some(signals::block().map_err(|error| Failure::about("signals", error))?) } else { None };
+    // The library always gives the owner read and write, so that the creator can open its
+    // object; a mode without them is set exactly once the object exists.
+    let shm = SharedMemory::options().volatile(volatile).perms(mode | 0o600).create(object, size)?;
+    if mode & 0o600 != 0o600 {
+        if let Err(error) = set_mode(&shm.id(), mode) {
+            let _ = shm.remove();
+            return Err(error.into());
+        }
+    }
+    print_line(&shm.id().to_string())?;
+    if let Some(stop) = stop {
+        stop.wait().map_err(|error| Failure::about("signals", error))?;
+    }
+    drop(shm);
+    Ok(())
+}
+
+/// `ipcmem hold OBJ`: opens read-only and holds until stopped.
+pub fn hold(object: &Id) -> Outcome {
+    let stop = signals::block().map_err(|error| Failure::about("signals", error))?;
+    let shm = SharedMemory::open_readonly(object)?;
+    print_line(&format!("holding {object} ({} bytes)", shm.len()))?;
+    stop.wait().map_err(|error| Failure::about("signals", error))?;
+    drop(shm);
+    Ok(())
+}
+
+/// `ipcmem rm OBJ... [--force]`: each object in turn; one that fails does not stop the others.
+pub fn rm(objects: &[Id], force: bool) -> Outcome {
+    let mut failed = false;
+    for object in objects {
+        match remove(object) {
+            Ok(()) => {}
+            Err(ipcmem::Error::NotFound { .. }) if force => {}
+            Err(error) => {
+                failure::report(&failure::describe(&error));
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(Failure::Reported)
+    } else {
+        Ok(())
+    }
+}
+
+/// Removes one object; a missing one is `NotFound`.
+fn remove(object: &Id) -> ipcmem::Result<()> {
+    // Resolved first: a key names its segment's id, which is what is removed.
+    let found = inventory::info(object)?;
+    match (object, found.id) {
+        (Id::Name(name), _) => posix::unlink(name),
+        (_, Some(id)) => sysv::shmctl(id, sysv::ShmCommand::Remove),
+        (_, None) => Err(ipcmem::Error::NotFound { object: object.to_string(), hint: None }),
+    }
+}
+
+/// `ipcmem chmod OBJ MODE`.
+pub fn chmod(object: &Id, mode: Mode) -> Outcome {
+    set_mode(object, mode).map_err(Failure::from)
+}
+
+fn set_mode(object: &Id, mode: Mode) -> ipcmem::Result<()> {
+    match object {
+        Id::Name(name) => posix::chmod(name, mode),
+        other => sysv::shmcfg(other, mode).map(|_| ()),
+    }
+}
+
+/// `ipcmem key PATH PROJ`: the key as `key:0x…`, 8 hex digits (also a key of 0, which
+/// `Key`'s own display would call `private`).
+pub fn key(path: &Path, proj: u8) -> Outcome {
+    // The library's errors speak of shared memory objects; here the object is a file.
+    let key = Key::from_path(path, proj).map_err(|error| match error {
+        ipcmem::Error::NotFound { .. } => Failure::about(path.display(), "no such file: ftok needs an existing file"),
+        ipcmem::Error::PermissionDenied { .. } => {
+            Failure::about(path.display(), "permission denied: ftok needs to stat the file")
+        }
+        other => other.into(),
+    })?;
+    print_line(&format!("key:{:#010x}", key.as_raw().cast_unsigned()))
+}
+
+/// One entry of `gc --json`.
+#[derive(Debug, Serialize)]
+struct CollectedJson<'a> {
+    kind: &'static str,
+    name: &'a str,
+    id: Option<i32>,
+    reason: &'a str,
+    removed: bool,
+}
+
+/// `ipcmem gc [--dry-run] [--json]`.
+pub fn gc(dry_run: bool, json: bool) -> Outcome {
+    let mode = if dry_run { gc::Mode::DryRun } else { gc::Mode::Remove };
+    let found = gc::collect(mode)?;
+    let text = if json {
+        let entries: Vec<CollectedJson> = found.iter().map(collected_json).collect();
+        serde_json::to_string_pretty(&entries).unwrap_or_default()
+    } else if found.is_empty() {
+        "nothing to collect".to_owned()
+    } else {
+        found.iter().map(|entry| collected_line(entry, dry_run)).collect::<Vec<_>>().join("\n")
+    };
+    print_line(&text)
+}
+
+fn collected_json(entry: &Collected) -> CollectedJson<'_> {
+    CollectedJson { kind: "posix", name: &entry.name, id: None, reason: entry.reason, removed: entry.removed }
+}
+
+fn collected_line(entry: &Collected, dry_run: bool) -> String {
+    let verb = match (dry_run, entry.removed) {
+        (true, _) => "would remove",
+        (false, true) => "removed",
+        // Someone opened or removed it between the look and the removal.
+        (false, false) => "left",
+    };
+    format!("{verb} {}: {}", entry.name, entry.reason)
+}

@@ -1,0 +1,232 @@
+//! How objects are shown: the JSON of `list` and `info`, the table of `list`, the lines of
+//! `info`.
+
+use ipcmem::inventory::{Kind, ObjectInfo};
+use serde::Serialize;
+
+use crate::users::Users;
+
+/// One object in JSON. The fields up to `in_use` are the interface scripts rely on; those after
+/// it add what else is known. `null` where a kind has no such field.
+#[derive(Debug, Serialize)]
+pub struct ObjectJson {
+    /// `"posix"` or `"sysv"`.
+    pub kind: &'static str,
+    /// `/name` (POSIX).
+    pub name: Option<String>,
+    /// The segment id (System V).
+    pub id: Option<i32>,
+    /// The key, as the kernel's `key_t` (System V, `null` if the segment has none).
+    pub key: Option<i32>,
+    /// Bytes, exact.
+    pub size: u64,
+    /// Octal, as `"0600"`.
+    pub mode: String,
+    pub uid: u32,
+    /// The owner's name, `null` if the user database has none.
+    pub user: Option<String>,
+    pub gid: u32,
+    /// Attachments of other processes (System V).
+    pub nattch: Option<u64>,
+    pub cpid: Option<i32>,
+    pub lpid: Option<i32>,
+    /// Unix seconds; `null` for "never" (System V) or where a kind has none.
+    pub atime: Option<i64>,
+    pub dtime: Option<i64>,
+    pub ctime: i64,
+    pub marked_for_removal: bool,
+    pub volatile: Option<bool>,
+    pub in_use: Option<bool>,
+    /// The object as the commands take it: `/name` or `id:N`.
+    pub object: String,
+    pub cuid: Option<u32>,
+    pub cgid: Option<u32>,
+    /// Last modification of the contents (POSIX).
+    pub mtime: Option<i64>,
+    /// Locked in memory (System V).
+    pub locked: Option<bool>,
+}
+
+impl ObjectJson {
+    /// The JSON form of `info`.
+    pub fn new(info: &ObjectInfo, users: &mut Users) -> ObjectJson {
+        ObjectJson {
+            kind: kind_name(info.kind),
+            name: info.name.clone(),
+            id: info.id.map(ipcmem::ShmId::as_raw),
+            key: info.key.map(ipcmem::Key::as_raw),
+            size: info.size,
+            mode: format!("{:04o}", info.mode),
+            uid: info.uid,
+            user: users.name(info.uid),
+            gid: info.gid,
+            nattch: info.nattch,
+            cpid: info.cpid,
+            lpid: info.lpid,
+            atime: info.atime,
+            dtime: info.dtime,
+            ctime: info.ctime,
+            marked_for_removal: info.marked_for_removal,
+            volatile: info.volatile,
+            in_use: info.in_use,
+            object: info.object().to_string(),
+            cuid: info.cuid,
+            cgid: info.cgid,
+            mtime: info.mtime,
+            locked: info.locked,
+        }
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Posix => "posix",
+        Kind::SysV => "sysv",
+    }
+}
+
+/// The lines of `info`: every JSON field, in the same order, `-` for null.
+pub fn info_lines(json: &ObjectJson) -> Vec<String> {
+    let fields: [(&str, String); 23] = [
+        ("object", json.object.clone()),
+        ("kind", json.kind.to_owned()),
+        ("name", shown(json.name.as_ref())),
+        ("id", shown(json.id)),
+        ("key", json.key.map_or_else(|| "-".to_owned(), |key| format!("{:#010x} ({key})", key.cast_unsigned()))),
+        ("size", format!("{} ({})", json.size, compact_size(json.size))),
+        ("mode", json.mode.clone()),
+        ("uid", json.uid.to_string()),
+        ("user", shown(json.user.as_ref())),
+        ("gid", json.gid.to_string()),
+        ("cuid", shown(json.cuid)),
+        ("cgid", shown(json.cgid)),
+        ("nattch", shown(json.nattch)),
+        ("cpid", shown(json.cpid)),
+        ("lpid", shown(json.lpid)),
+        ("atime", shown(json.atime)),
+        ("dtime", shown(json.dtime)),
+        ("mtime", shown(json.mtime)),
+        ("ctime", json.ctime.to_string()),
+        ("marked_for_removal", json.marked_for_removal.to_string()),
+        ("locked", shown(json.locked)),
+        ("volatile", shown(json.volatile)),
+        ("in_use", shown(json.in_use)),
+    ];
+    let width = fields.iter().map(|(field, _)| field.len()).max().unwrap_or(0);
+    fields.iter().map(|(field, value)| format!("{field:<width$}  {value}")).collect()
+}
+
+fn shown(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| value.to_string())
+}
+
+/// The table of `list`.
+pub struct Table {
+    rows: Vec<[String; COLUMNS]>,
+}
+
+const COLUMNS: usize = 9;
+const HEADER: [&str; COLUMNS] = ["KIND", "OBJECT", "KEY", "SIZE", "MODE", "OWNER", "NATTCH", "CPID", "STATUS"];
+/// Columns whose numbers are aligned right.
+const RIGHT: [bool; COLUMNS] = [false, false, false, true, false, false, true, true, false];
+/// The widest a column grows for the others' sake: a longer value (a long name) makes its own
+/// row longer, not every row. With these, a row of ordinary values fits 100 columns.
+const MAX_WIDTH: [usize; COLUMNS] = [5, 30, 10, 10, 4, 10, 6, 7, 9];
+
+impl Table {
+    /// The table of `objects`.
+    pub fn new(objects: &[ObjectInfo], users: &mut Users) -> Table {
+        let mut rows = vec![HEADER.map(str::to_owned)];
+        rows.extend(objects.iter().map(|info| row(info, users)));
+        Table { rows }
+    }
+
+    /// The lines of the table, columns separated by two spaces, no trailing blanks.
+    pub fn lines(&self) -> Vec<String> {
+        let widths: Vec<usize> = (0..COLUMNS)
+            .map(|column| {
+                let widest = self.rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0);
+                widest.min(MAX_WIDTH[column].max(HEADER[column].len()))
+            })
+            .collect();
+        self.rows
+            .iter()
+            .map(|row| {
+                let cells: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .zip(RIGHT)
+                    .map(
+                        |((cell, &width), right)| {
+                            if right {
+                                format!("{cell:>width$}")
+                            } else {
+                                format!("{cell:<width$}")
+                            }
+                        },
+                    )
+                    .collect();
+                cells.join("  ").trim_end().to_owned()
+            })
+            .collect()
+    }
+}
+
+fn row(info: &ObjectInfo, users: &mut Users) -> [String; COLUMNS] {
+    let dash = || "-".to_owned();
+    [
+        kind_name(info.kind).to_owned(),
+        info.object().to_string(),
+        info.key.map_or_else(dash, |key| format!("{:#010x}", key.as_raw().cast_unsigned())),
+        compact_size(info.size),
+        format!("{:04o}", info.mode),
+        users.name(info.uid).unwrap_or_else(|| info.uid.to_string()),
+        info.nattch.map_or_else(dash, |n| n.to_string()),
+        info.cpid.map_or_else(dash, |pid| pid.to_string()),
+        status(info),
+    ]
+}
+
+/// A size, exact, in the largest unit that divides it: `4096` is `4KiB`, `1000` stays `1000`.
+pub fn compact_size(size: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if size != 0 && size.trailing_zeros() >= shift {
+            return format!("{}{unit}", size >> shift);
+        }
+    }
+    size.to_string()
+}
+
+/// The STATUS column: `volatile` (held), `abandoned` (volatile, no holder: `gc` removes it),
+/// `dest` (marked for removal), `locked`, or `-`.
+fn status(info: &ObjectInfo) -> String {
+    let words: Vec<&str> = match info.kind {
+        Kind::Posix if info.is_abandoned() => vec!["abandoned"],
+        Kind::Posix if info.volatile == Some(true) => vec!["volatile"],
+        Kind::Posix => Vec::new(),
+        Kind::SysV => [(info.marked_for_removal, "dest"), (info.locked == Some(true), "locked")]
+            .into_iter()
+            .filter_map(|(set, word)| set.then_some(word))
+            .collect(),
+    };
+    if words.is_empty() {
+        "-".to_owned()
+    } else {
+        words.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_sizes_are_exact() {
+        assert_eq!(compact_size(0), "0");
+        assert_eq!(compact_size(1000), "1000");
+        assert_eq!(compact_size(4096), "4KiB");
+        assert_eq!(compact_size(4097), "4097");
+        assert_eq!(compact_size(3 << 20), "3MiB");
+        assert_eq!(compact_size(1 << 30), "1GiB");
+    }
+}

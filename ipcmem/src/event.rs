@@ -1,0 +1,237 @@
+//! [`Event`]: a wake-up between processes on a word of shared memory, spinning briefly, then
+//! parking on a futex.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+use rustix::thread::futex;
+
+use crate::error::{Error, Result};
+use crate::shm::SharedMemory;
+use crate::sync::Place;
+
+/// How many checks of the word go between two looks at the clock while spinning.
+const CHECKS_PER_CLOCK_READ: u32 = 64;
+
+/// The layout in shared memory: the notification count (the futex word) and the number of
+/// parked waiters, so that a notification without waiters costs no system call.
+#[repr(C)]
+struct Repr {
+    count: AtomicU32,
+    waiters: AtomicU32,
+}
+
+/// An event shared between processes: waiters sleep until a notifier says something changed.
+///
+/// The event is a count of notifications in shared memory ([`SIZE`](Self::SIZE) bytes, aligned
+/// to [`ALIGN`](Self::ALIGN)). A waiter reads it ([`value`](Self::value)), checks its own
+/// condition, and if it must wait, waits until the count differs from what it read
+/// ([`wait`](Self::wait)), so a notification between the check and the wait is never lost.
+/// [`notify_one`](Self::notify_one) and [`notify_all`](Self::notify_all) add one to the count and
+/// wake one or all of the parked waiters, in any process.
+///
+/// A waiter first spins on the word for its *spin budget* ([`with_spin`](Self::with_spin),
+/// default [`DEFAULT_SPIN`](Self::DEFAULT_SPIN), none on a single CPU), which answers in about
+/// the time the hardware takes to pass a cache line between cores, then parks on a futex
+/// (`FUTEX_WAIT`, shared between processes), which costs a system call and a wake-up on each
+/// side. A budget of zero parks at once.
+///
+/// As with a condition variable, a wait may return without its waiter being the one woken (a
+/// waiter still spinning sees any change): check the condition again. Zeroed memory is a valid
+/// event, and so is any other value: there is nothing to initialise and nothing a stray write
+/// can break beyond a spurious wake-up. A waiter killed while parked leaves the waiter count
+/// raised, which only makes each later notification pay a system call.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use ipcmem::{Event, SharedMemory};
+///
+/// let name = format!("/ipcmem-doc-event-{}", std::process::id());
+/// let shm = Arc::new(SharedMemory::create(name.as_str(), 4096)?);
+/// let frame_ready = Event::attach_at(&shm, 0)?;
+///
+/// // The waiter (in real use, another process): read the count, check, then wait for a change.
+/// let seen = frame_ready.value();
+/// // ... nothing to do yet ...
+/// frame_ready.notify_all(); // the producer, here before the wait: the wait returns at once
+/// let now = frame_ready.wait_timeout(seen, Duration::from_secs(1))?;
+/// assert_eq!(now, Some(seen.wrapping_add(1)));
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+pub struct Event {
+    place: Place,
+    spin: Duration,
+}
+
+impl Event {
+    /// The bytes an event takes in shared memory.
+    pub const SIZE: usize = size_of::<Repr>();
+    /// The alignment its offset needs.
+    pub const ALIGN: usize = align_of::<Repr>();
+    /// How long a waiter spins before it parks, unless told otherwise: about the cost of
+    /// parking and waking, so that spinning never costs much more than parking would.
+    pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
+    /// The event at `offset` of `shm` ([`SIZE`](Self::SIZE) bytes, aligned to
+    /// [`ALIGN`](Self::ALIGN)), with the default spin budget. Nothing is initialised: the bytes
+    /// are used as they are (zero in new shared memory). Fails on a read-only handle, a
+    /// misaligned offset, or one out of bounds.
+    pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Event> {
+        let place = Place::new::<Repr>(shm, offset)?;
+        let single_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+        Ok(Event { place, spin: if single_cpu { Duration::ZERO } else { Event::DEFAULT_SPIN } })
+    }
+
+    /// This handle's spin budget: how long its waits spin before parking; zero parks at once.
+    #[must_use]
+    pub fn with_spin(mut self, spin: Duration) -> Event {
+        self.spin = spin;
+        self
+    }
+
+    /// The spin budget of this handle's waits.
+    pub fn spin(&self) -> Duration {
+        self.spin
+    }
+
+    /// The shared memory object the event lives in.
+    pub fn shared_memory(&self) -> &Arc<SharedMemory> {
+        self.place.shm()
+    }
+
+    /// Its offset in the shared memory object.
+    pub fn offset(&self) -> usize {
+        self.place.offset()
+    }
+
+    /// The number of notifications so far (wrapping): read it before checking the condition,
+    /// then [`wait`](Self::wait) for a change.
+    pub fn value(&self) -> u32 {
+        self.repr().count.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the count differs from `seen`, and returns it. What the notifier wrote
+    /// before notifying is visible once this returns.
+    pub fn wait(&self, seen: u32) -> Result<u32> {
+        self.wait_until(seen, None).map(|value| value.unwrap_or(seen))
+    }
+
+    /// Waits at most `timeout` until the count differs from `seen`: `Some(count)`, or `None` if
+    /// the time ran out.
+    pub fn wait_timeout(&self, seen: u32, timeout: Duration) -> Result<Option<u32>> {
+        self.wait_until(seen, Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future)))
+    }
+
+    /// Adds one to the count and wakes at most one parked waiter, in any process; returns how
+    /// many it woke. Waiters that are spinning see the change as well.
+    pub fn notify_one(&self) -> usize {
+        self.notify(1)
+    }
+
+    /// Adds one to the count and wakes every parked waiter, in every process; returns how many
+    /// it woke.
+    pub fn notify_all(&self) -> usize {
+        // FUTEX_WAKE takes an int: i32::MAX means all.
+        self.notify(i32::MAX.cast_unsigned())
+    }
+
+    fn notify(&self, count: u32) -> usize {
+        let repr = self.repr();
+        // SeqCst on both sides: either the waiter sees the new count, or this sees the waiter.
+        repr.count.fetch_add(1, Ordering::SeqCst);
+        if repr.waiters.load(Ordering::SeqCst) == 0 {
+            return 0;
+        }
+        // Not private: the waiters are in other processes. A valid, mapped, aligned word cannot
+        // make FUTEX_WAKE fail.
+        futex::wake(&repr.count, futex::Flags::empty(), count).unwrap_or(0)
+    }
+
+    fn wait_until(&self, seen: u32, deadline: Option<Instant>) -> Result<Option<u32>> {
+        match self.spin_until(seen, deadline) {
+            Some(value) => Ok(Some(value)),
+            None => self.park(seen, deadline),
+        }
+    }
+
+    /// Spins until the count differs from `seen` or the spin budget (or the deadline) is spent.
+    fn spin_until(&self, seen: u32, deadline: Option<Instant>) -> Option<u32> {
+        let count = &self.repr().count;
+        let changed = || Some(count.load(Ordering::Acquire)).filter(|value| *value != seen);
+        if let Some(value) = changed() {
+            return Some(value);
+        }
+        if self.spin.is_zero() {
+            return None;
+        }
+        let start = Instant::now();
+        let stop = start.checked_add(self.spin).unwrap_or_else(far_future);
+        let stop = deadline.map_or(stop, |deadline| stop.min(deadline));
+        loop {
+            for _ in 0..CHECKS_PER_CLOCK_READ {
+                if let Some(value) = changed() {
+                    return Some(value);
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= stop {
+                return None;
+            }
+        }
+    }
+
+    /// Sleeps on the futex until the count differs from `seen` or the deadline passes.
+    fn park(&self, seen: u32, deadline: Option<Instant>) -> Result<Option<u32>> {
+        let repr = self.repr();
+        repr.waiters.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            let value = repr.count.load(Ordering::SeqCst);
+            if value != seen {
+                break Ok(Some(value));
+            }
+            let left = match deadline {
+                None => None,
+                Some(deadline) => match deadline.saturating_duration_since(Instant::now()) {
+                    left if left.is_zero() => break Ok(None),
+                    left => Some(
+                        futex::Timespec::try_from(left).unwrap_or(futex::Timespec { tv_sec: i64::MAX, tv_nsec: 0 }),
+                    ),
+                },
+            };
+            // FUTEX_WAIT sleeps only if the word still holds `seen` (so no notification between
+            // the load above and the sleep is lost); its timeout is relative, on CLOCK_MONOTONIC.
+            match futex::wait(&repr.count, futex::Flags::empty(), seen, left.as_ref()) {
+                Ok(()) | Err(Errno::AGAIN | Errno::INTR | Errno::TIMEDOUT) => {}
+                Err(errno) => break Err(Error::Os { object: self.place.object(), operation: "futex wait", errno }),
+            }
+        };
+        repr.waiters.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn repr(&self) -> &Repr {
+        // SAFETY: the place holds a `Repr` in bounds and aligned (checked by `Place::new`) in a
+        // mapping it keeps for the life of `self`; a `Repr` is atomics only, which other
+        // processes may access concurrently, and any bits are valid.
+        unsafe { &*self.place.ptr::<Repr>() }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("place", &self.place)
+            .field("value", &self.value())
+            .field("spin", &self.spin)
+            .finish()
+    }
+}
+
+/// An instant so far ahead that no wait reaches it.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}

@@ -1,0 +1,370 @@
+//! What shared memory exists: every POSIX object of `/dev/shm` and every System V segment, with
+//! all the system knows of each, read without opening, attaching or locking anything.
+//!
+//! Looking must not disturb what it looks at: an attachment would count in `nattch`, and a
+//! probing lock on a volatile object could make its last holder believe that someone else still
+//! holds it (and so leave it behind). So POSIX objects are read with `lstat` and `lgetxattr`,
+//! their holders from `/proc/locks`, and System V segments from `/proc/sysvipc/shm` (which also
+//! lists the segments the caller may not read), or `IPC_STAT` where `/proc` is missing.
+//!
+//! ```
+//! use ipcmem::inventory::{self, Filter, Kind};
+//! for object in inventory::list(Filter::All)? {
+//!     let what = if object.kind == Kind::Posix { "POSIX object" } else { "System V segment" };
+//!     println!("{what} {}: {} bytes, mode {:04o}", object.object(), object.size, object.mode);
+//! }
+//! # Ok::<(), ipcmem::Error>(())
+//! ```
+
+use std::collections::HashSet;
+
+use rustix::fs::{self, AtFlags, CWD};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::key::{Id, Key, ShmId};
+use crate::posix::{self, SHM_DIR, VOLATILE_XATTR};
+use crate::sysv::{self, SHM_DEST, SHM_LOCKED};
+
+/// The kind of a shared memory object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A POSIX named object, a file of `/dev/shm`.
+    Posix,
+    /// A System V segment.
+    SysV,
+}
+
+/// Which objects [`list`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filter {
+    /// Both kinds.
+    #[default]
+    All,
+    /// POSIX objects only.
+    Posix,
+    /// System V segments only.
+    SysV,
+}
+
+/// All that is known of one object. Fields a kind does not have are `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// POSIX object or System V segment.
+    pub kind: Kind,
+    /// The POSIX name, with its leading slash.
+    pub name: Option<String>,
+    /// The System V segment id.
+    pub id: Option<ShmId>,
+    /// The System V key; `None` for a segment without one (made with `IPC_PRIVATE`, or whose
+    /// key went when it was marked for removal).
+    pub key: Option<Key>,
+    /// The exact size in bytes.
+    pub size: u64,
+    /// The permission bits (for POSIX objects also set-id and sticky bits, if any).
+    pub mode: u32,
+    /// The owner's user id.
+    pub uid: u32,
+    /// The owner's group id.
+    pub gid: u32,
+    /// The creator's user id (System V).
+    pub cuid: Option<u32>,
+    /// The creator's group id (System V).
+    pub cgid: Option<u32>,
+    /// The number of attachments (System V). Nothing here attaches, so it never counts the
+    /// caller's own look.
+    pub nattch: Option<u64>,
+    /// The creator's process id (System V).
+    pub cpid: Option<i32>,
+    /// The process id of the last attach or detach (System V).
+    pub lpid: Option<i32>,
+    /// The last access (POSIX) or attach (System V, `None` if never), Unix seconds.
+    pub atime: Option<i64>,
+    /// The last detach, Unix seconds (System V, `None` if never).
+    pub dtime: Option<i64>,
+    /// The last modification of the contents, Unix seconds (POSIX).
+    pub mtime: Option<i64>,
+    /// The last change of the object's attributes, Unix seconds.
+    pub ctime: i64,
+    /// Whether a System V segment is marked for removal (`SHM_DEST`): it goes at its last
+    /// detach. Always false for a POSIX object, whose name is gone once removed.
+    pub marked_for_removal: bool,
+    /// Whether a System V segment is locked in memory (`SHM_LOCKED`).
+    pub locked: Option<bool>,
+    /// Whether the object is destroyed when no longer used: a POSIX object with the volatile
+    /// marker, a System V segment marked for removal. `None` where the caller may not read the
+    /// marker.
+    pub volatile: Option<bool>,
+    /// Whether anyone uses it: for a volatile POSIX object, whether a handle holds it; for a
+    /// System V segment, whether it is attached. `None` for a persistent POSIX object (its
+    /// users leave no trace), or where it cannot be known.
+    pub in_use: Option<bool>,
+}
+
+impl ObjectInfo {
+    /// The object as the `ipcmem` command names it: `/name` or `id:N`.
+    pub fn object(&self) -> Id {
+        match (&self.name, self.id) {
+            (Some(name), _) => Id::Name(name.clone()),
+            (None, Some(id)) => Id::Shm(id),
+            (None, None) => Id::Shm(ShmId::default()),
+        }
+    }
+
+    /// Whether this is a volatile POSIX object that no process holds: what [`crate::gc`]
+    /// removes (if the caller owns it).
+    pub fn is_abandoned(&self) -> bool {
+        self.kind == Kind::Posix && self.volatile == Some(true) && self.in_use == Some(false)
+    }
+}
+
+/// Every object that `filter` selects: POSIX objects sorted by name, then System V segments by
+/// id. Named semaphores (`/dev/shm/sem.*`) and anything but regular files are left out.
+pub fn list(filter: Filter) -> Result<Vec<ObjectInfo>> {
+    let mut objects = Vec::new();
+    if filter != Filter::SysV {
+        objects.extend(list_posix()?);
+    }
+    if filter != Filter::Posix {
+        objects.extend(list_sysv()?);
+    }
+    Ok(objects)
+}
+
+/// The object that `target` names: a POSIX name, a System V key, or a segment id.
+pub fn info(target: &Id) -> Result<ObjectInfo> {
+    match target {
+        Id::Name(name) => posix_info(name, held_inodes().as_ref()),
+        Id::Key(key) if key.is_private() => Err(Error::InvalidArgument {
+            object: key.to_string(),
+            reason: "IPC_PRIVATE names no existing segment: name it by its id".into(),
+        }),
+        Id::Key(key) => sysv_info(|info| info.key == Some(*key), target),
+        Id::Shm(id) => sysv_info(|info| info.id == Some(*id), target),
+    }
+}
+
+// ---- POSIX objects ----
+
+fn list_posix() -> Result<Vec<ObjectInfo>> {
+    let entries = std::fs::read_dir(SHM_DIR).map_err(|error| Error::InvalidArgument {
+        object: SHM_DIR.to_owned(),
+        reason: format!("cannot list the directory: {error}"),
+    })?;
+    let held = held_inodes();
+    let mut objects: Vec<ObjectInfo> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().map(|file| format!("/{file}")))
+        .filter(|name| !name.starts_with("/sem.") && posix::check_name(name).is_ok())
+        // An object removed since the directory was read is simply not listed.
+        .filter_map(|name| posix_info(&name, held.as_ref()).ok())
+        .collect();
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(objects)
+}
+
+fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
+    posix::check_name(name)?;
+    let path = posix::path_of(name);
+    let stat = fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|errno| Error::from_errno(&name, "stat", errno))?;
+    if fs::FileType::from_raw_mode(stat.st_mode) != fs::FileType::RegularFile {
+        return Err(Error::InvalidArgument {
+            object: name.to_owned(),
+            reason: "not a shared memory object: not a regular file in /dev/shm".into(),
+        });
+    }
+    let volatile = marked_volatile(&path);
+    let inode = Inode { major: fs::major(stat.st_dev), minor: fs::minor(stat.st_dev), ino: stat.st_ino };
+    let in_use = match (volatile, held) {
+        (Some(true), Some(held)) => Some(held.contains(&inode)),
+        _ => None,
+    };
+    Ok(ObjectInfo {
+        kind: Kind::Posix,
+        name: Some(name.to_owned()),
+        id: None,
+        key: None,
+        size: u64::try_from(stat.st_size).unwrap_or(0),
+        mode: stat.st_mode & 0o7777,
+        uid: stat.st_uid,
+        gid: stat.st_gid,
+        cuid: None,
+        cgid: None,
+        nattch: None,
+        cpid: None,
+        lpid: None,
+        atime: Some(stat.st_atime),
+        dtime: None,
+        mtime: Some(stat.st_mtime),
+        ctime: stat.st_ctime,
+        marked_for_removal: false,
+        locked: None,
+        volatile,
+        in_use,
+    })
+}
+
+/// Whether the object at `path` carries the volatile marker; `None` if the caller may not read
+/// it. Read by path: opening would need read permission and could block on odd files.
+fn marked_volatile(path: &str) -> Option<bool> {
+    match fs::lgetxattr(path, VOLATILE_XATTR, &mut [0_u8; 8]) {
+        Ok(_) => Some(true),
+        Err(Errno::NODATA | Errno::OPNOTSUPP) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// A file as `/proc/locks` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Inode {
+    major: u32,
+    minor: u32,
+    ino: u64,
+}
+
+/// The files on which some process holds a `flock(2)` lock, from `/proc/locks`; `None` if it
+/// cannot be read.
+///
+/// Every handle of a volatile object holds a shared `flock` on it, so these are the volatile
+/// objects in use. Reading the table, unlike probing with a lock of our own, cannot make the
+/// last holder believe someone else still holds the object.
+fn held_inodes() -> Option<HashSet<Inode>> {
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    Some(table.lines().filter_map(parse_lock_line).collect())
+}
+
+/// The file of a line of `/proc/locks` if it is a granted `FLOCK` lock, such as
+/// `3: FLOCK  ADVISORY  READ  1234 00:1a:5678 0 EOF`. Waiters (`3: -> FLOCK …`) hold nothing.
+fn parse_lock_line(line: &str) -> Option<Inode> {
+    let mut fields = line.split_whitespace().skip(1);
+    if fields.next()? != "FLOCK" {
+        return None;
+    }
+    let file = fields.nth(3)?;
+    let mut parts = file.split(':');
+    let major = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let minor = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let ino = parts.next()?.parse().ok()?;
+    Some(Inode { major, minor, ino })
+}
+
+// ---- System V segments ----
+
+/// The segment that `matches` selects, named `target` in errors.
+fn sysv_info(matches: impl Fn(&ObjectInfo) -> bool, target: &Id) -> Result<ObjectInfo> {
+    match read_proc_sysvipc() {
+        Some(segments) => segments.into_iter().find(|info| matches(info)).ok_or_else(|| not_found(target)),
+        // Without /proc: IPC_STAT, which needs read permission on the segment.
+        None => sysv::shminfo(target).map(|info| from_shminfo(&info)),
+    }
+}
+
+fn not_found(target: &Id) -> Error {
+    let hint = match target {
+        Id::Key(_) => "volatile segments lose their key when marked for removal and are reachable by id only",
+        _ => "no segment has this id",
+    };
+    Error::NotFound { object: target.to_string(), hint: Some(hint) }
+}
+
+fn list_sysv() -> Result<Vec<ObjectInfo>> {
+    let mut segments = read_proc_sysvipc().ok_or_else(|| Error::InvalidArgument {
+        object: "/proc/sysvipc/shm".to_owned(),
+        reason: "cannot read the table of System V segments (is /proc mounted?)".into(),
+    })?;
+    segments.sort_by_key(|info| info.id);
+    Ok(segments)
+}
+
+/// Every segment of `/proc/sysvipc/shm`; `None` if the table cannot be read.
+fn read_proc_sysvipc() -> Option<Vec<ObjectInfo>> {
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").ok()?;
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    Some(lines.filter_map(|line| parse_sysvipc_line(&header, line)).collect())
+}
+
+/// One line of `/proc/sysvipc/shm`, its columns found by the names of the header.
+fn parse_sysvipc_line(header: &[&str], line: &str) -> Option<ObjectInfo> {
+    let values: Vec<&str> = line.split_whitespace().collect();
+    let field = |name: &str| header.iter().position(|column| *column == name).and_then(|at| values.get(at).copied());
+    let int = |name: &str| field(name)?.parse::<i64>().ok();
+    let uint = |name: &str| field(name)?.parse::<u64>().ok();
+    let id32 = |name: &str| u32::try_from(uint(name)?).ok();
+    let pid = |name: &str| i32::try_from(int(name)?).ok();
+    let mode = u32::from_str_radix(field("perms")?, 8).ok()?;
+    let info = sysv::ShmInfo {
+        key: Key::from_raw(i32::try_from(int("key")?).ok()?),
+        id: ShmId::from_raw(i32::try_from(int("shmid")?).ok()?),
+        mode,
+        uid: id32("uid")?,
+        gid: id32("gid")?,
+        cuid: id32("cuid")?,
+        cgid: id32("cgid")?,
+        size: usize::try_from(uint("size")?).ok()?,
+        atime: int("atime")?,
+        dtime: int("dtime")?,
+        ctime: int("ctime")?,
+        cpid: pid("cpid")?,
+        lpid: pid("lpid")?,
+        nattch: uint("nattch")?,
+    };
+    Some(from_shminfo(&info))
+}
+
+fn from_shminfo(info: &sysv::ShmInfo) -> ObjectInfo {
+    let never = |time: i64| (time != 0).then_some(time);
+    let marked = info.mode & SHM_DEST != 0;
+    ObjectInfo {
+        kind: Kind::SysV,
+        name: None,
+        id: Some(info.id),
+        key: (!info.key.is_private()).then_some(info.key),
+        size: info.size as u64,
+        mode: info.mode & 0o777,
+        uid: info.uid,
+        gid: info.gid,
+        cuid: Some(info.cuid),
+        cgid: Some(info.cgid),
+        nattch: Some(info.nattch),
+        cpid: Some(info.cpid),
+        lpid: Some(info.lpid),
+        atime: never(info.atime),
+        dtime: never(info.dtime),
+        mtime: None,
+        ctime: info.ctime,
+        marked_for_removal: marked,
+        locked: Some(info.mode & SHM_LOCKED != 0),
+        volatile: Some(marked),
+        in_use: Some(info.nattch > 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_granted_flock_lines_only() {
+        let granted = parse_lock_line("3: FLOCK  ADVISORY  READ  1234 00:1a:5678 0 EOF");
+        assert_eq!(granted, Some(Inode { major: 0, minor: 0x1a, ino: 5678 }));
+        assert_eq!(parse_lock_line("3: -> FLOCK  ADVISORY  WRITE 99 00:1a:5678 0 EOF"), None);
+        assert_eq!(parse_lock_line("1: POSIX  ADVISORY  WRITE 99 fd:01:12 0 EOF"), None);
+        assert_eq!(parse_lock_line("garbage"), None);
+    }
+
+    #[test]
+    fn parses_a_line_of_proc_sysvipc_shm() {
+        let header = "key shmid perms size cpid lpid nattch uid gid cuid cgid atime dtime ctime rss swap";
+        let header: Vec<&str> = header.split_whitespace().collect();
+        let line = "-1 7 1600 4097 10 11 2 1000 100 0 0 5 0 9 4096 0";
+        let info = parse_sysvipc_line(&header, line).expect("a valid line");
+        assert_eq!(info.id, Some(ShmId::from_raw(7)));
+        assert_eq!(info.key, Some(Key::from_raw(-1)));
+        assert_eq!((info.mode, info.marked_for_removal, info.volatile), (0o600, true, Some(true)));
+        assert_eq!((info.size, info.nattch, info.cpid, info.lpid), (4097, Some(2), Some(10), Some(11)));
+        assert_eq!((info.atime, info.dtime, info.ctime), (Some(5), None, 9));
+        assert_eq!(parse_sysvipc_line(&header, "1 2 3"), None);
+    }
+}

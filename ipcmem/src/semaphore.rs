@@ -1,0 +1,412 @@
+//! [`Semaphore`]: POSIX semaphores shared between processes, named or placed in shared memory,
+//! with the calls of the Julia package (`Semaphore`, `post`, `wait`, `trywait`, `timedwait`,
+//! `sem[]`, `rm`).
+//!
+//! A *named* semaphore is the file `/dev/shm/sem.NAME`, the very object glibc's `sem_open("/NAME")`
+//! makes and opens, so C and Python programs share it. ipcmem makes it as it makes shared memory:
+//! complete before its name appears, with the exact mode asked for, and volatile unless told
+//! otherwise (removed when the last ipcmem handle, in any process, is gone).
+//!
+//! An *anonymous* semaphore lives at an offset of a [`SharedMemory`], after a state word that
+//! makes sure it is initialised exactly once (see [`crate::sync`]).
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustix::io::Errno;
+
+use crate::error::{last_errno, Error, NameRule, Result};
+use crate::posix;
+use crate::shm::{Outcome, SharedMemory, ShmOptions};
+use crate::sync::{monotonic_deadline, sem_clockwait, Kind, Place};
+
+/// The largest value a semaphore can hold (`SEM_VALUE_MAX` of glibc).
+pub const SEM_VALUE_MAX: u32 = i32::MAX.cast_unsigned();
+
+/// The prefix glibc gives the file of a named semaphore in `/dev/shm`.
+const FILE_PREFIX: &str = "sem.";
+
+/// The layout of an anonymous semaphore: state word, then the `sem_t`.
+#[repr(C)]
+struct Repr {
+    header: crate::sync::Header,
+    sem: libc::sem_t,
+}
+
+/// A counting semaphore shared between processes: [`post`](Self::post) adds one,
+/// [`wait`](Self::wait) waits until it can take one.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use ipcmem::{Semaphore, SharedMemory};
+///
+/// // Named: /dev/shm/sem.NAME, as sem_open makes it; another process opens it by name.
+/// let name = format!("/ipcmem-doc-sem-{}", std::process::id());
+/// let tickets = Semaphore::create(name.as_str(), 2)?; // volatile, mode 0o600
+/// let other = Semaphore::open(name.as_str())?;
+/// other.wait()?;
+/// assert_eq!(tickets.value(), 1);
+///
+/// // Anonymous: inside shared memory, at an offset aligned to Semaphore::ALIGN.
+/// let shm_name = format!("/ipcmem-doc-sem-shm-{}", std::process::id());
+/// let shm = Arc::new(SharedMemory::create(shm_name.as_str(), 4096)?);
+/// let frames = Semaphore::init_at(&shm, 64, 0)?;
+/// let same = Semaphore::attach_at(&shm, 64)?; // never re-initialises
+/// assert!(!same.try_wait()?); // zero: would block
+/// frames.post()?;
+/// assert!(same.wait_timeout(Duration::from_secs(1))?);
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+pub struct Semaphore {
+    sem: NonNull<libc::sem_t>,
+    origin: Origin,
+}
+
+/// Where a semaphore lives; keeps its memory mapped.
+enum Origin {
+    Named { name: String, shm: SharedMemory },
+    Placed(Place),
+}
+
+// SAFETY: `sem` points into memory that `origin` keeps mapped for the life of the handle; the
+// `sem_*` calls are thread-safe (the semaphore is shared with other processes anyway).
+unsafe impl Send for Semaphore {}
+// SAFETY: as above: every method goes through a thread-safe `sem_*` call.
+unsafe impl Sync for Semaphore {}
+
+/// Options for making a named [`Semaphore`]: its mode and whether it is volatile.
+///
+/// ```
+/// use ipcmem::{Outcome, Semaphore};
+/// let name = format!("/ipcmem-doc-semopt-{}", std::process::id());
+/// let (sem, outcome) = Semaphore::options().perms(0o660).open_or_create(name.as_str(), 0)?;
+/// assert_eq!(outcome, Outcome::Created);
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SemaphoreOptions {
+    shm: ShmOptions,
+}
+
+impl Default for SemaphoreOptions {
+    fn default() -> SemaphoreOptions {
+        SemaphoreOptions { shm: ShmOptions::new() }
+    }
+}
+
+impl SemaphoreOptions {
+    /// The defaults: mode 0o600, volatile.
+    pub fn new() -> SemaphoreOptions {
+        SemaphoreOptions::default()
+    }
+
+    /// The 9 permission bits of a new semaphore (default 0o600), exact whatever the umask. The
+    /// owner always keeps read and write.
+    pub fn perms(mut self, perms: u32) -> SemaphoreOptions {
+        self.shm = self.shm.perms(perms);
+        self
+    }
+
+    /// Whether a new semaphore is removed when the last ipcmem handle to it, in any process, is
+    /// gone (default `true`). Programs that open it with `sem_open` do not count.
+    pub fn volatile(mut self, volatile: bool) -> SemaphoreOptions {
+        self.shm = self.shm.volatile(volatile);
+        self
+    }
+
+    /// Makes the named semaphore `name` (`"/NAME"`) with `value`, as `Semaphore(name, value)`
+    /// in Julia; fails with [`Error::AlreadyExists`] if it exists.
+    pub fn create(&self, name: &str, value: u32) -> Result<Semaphore> {
+        let file = file_name(name)?;
+        check_value(name, value)?;
+        let shm = self
+            .shm
+            .create_with(file.as_str(), size_of::<libc::sem_t>(), init_named(value))
+            .map_err(|e| renamed(e, name))?;
+        Semaphore::named(name, shm)
+    }
+
+    /// Opens the named semaphore if it exists, else makes it with `value`; says which.
+    pub fn open_or_create(&self, name: &str, value: u32) -> Result<(Semaphore, Outcome)> {
+        let file = file_name(name)?;
+        check_value(name, value)?;
+        let (shm, outcome) = self
+            .shm
+            .open_or_create_with(file.as_str(), size_of::<libc::sem_t>(), init_named(value))
+            .map_err(|e| renamed(e, name))?;
+        Ok((Semaphore::named(name, shm)?, outcome))
+    }
+}
+
+/// Initialises the `sem_t` at the start of a new, still unnamed, semaphore file.
+fn init_named(value: u32) -> impl FnOnce(&SharedMemory) {
+    move |shm| {
+        // SAFETY: the object is new, has no name yet (nobody else can see it), and is at least a
+        // `sem_t` long and page aligned. `value` was checked against SEM_VALUE_MAX, the only
+        // reason `sem_init` can fail on Linux.
+        let code = unsafe { libc::sem_init(shm.as_mut_ptr().cast(), 1, value) };
+        debug_assert_eq!(code, 0, "sem_init of a checked value");
+    }
+}
+
+impl Semaphore {
+    /// The bytes an anonymous semaphore takes in shared memory (state word and `sem_t`).
+    pub const SIZE: usize = size_of::<Repr>();
+    /// The alignment the offset of an anonymous semaphore needs.
+    pub const ALIGN: usize = align_of::<Repr>();
+
+    /// The options builder for named semaphores.
+    pub fn options() -> SemaphoreOptions {
+        SemaphoreOptions::new()
+    }
+
+    /// Makes the named semaphore `name` (`"/NAME"`, stored as `/dev/shm/sem.NAME`) with
+    /// `value`: volatile, mode 0o600. See [`SemaphoreOptions::create`].
+    pub fn create(name: &str, value: u32) -> Result<Semaphore> {
+        SemaphoreOptions::new().create(name, value)
+    }
+
+    /// Opens the existing named semaphore `name`, as `Semaphore(name)` in Julia; also one made
+    /// by `sem_open`.
+    pub fn open(name: &str) -> Result<Semaphore> {
+        let file = file_name(name)?;
+        let shm = SharedMemory::open(file.as_str()).map_err(|e| renamed(e, name))?;
+        Semaphore::named(name, shm)
+    }
+
+    /// Removes the name of the named semaphore `name`, as `sem_unlink` (and `rm(Semaphore, name)`
+    /// in Julia). Handles keep working. A name that does not exist is not an error.
+    #[doc(alias = "sem_unlink")]
+    pub fn unlink(name: &str) -> Result<()> {
+        posix::unlink(&file_name(name)?).map_err(|e| renamed(e, name))
+    }
+
+    /// Makes an anonymous semaphore with `value` at `offset` of `shm` (aligned to
+    /// [`ALIGN`](Self::ALIGN), [`SIZE`](Self::SIZE) bytes), as `Semaphore(mem, value; offset)` in
+    /// Julia. Fails with [`Error::AlreadyExists`] if one is there: a semaphore in use is never
+    /// initialised again.
+    pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: u32) -> Result<Semaphore> {
+        let place = Place::new::<Repr>(shm, offset)?;
+        check_value(&place.object(), value)?;
+        place.initialise(Kind::Semaphore, 0, || init_placed(&place, value))?;
+        Ok(Semaphore::placed(place))
+    }
+
+    /// Uses the anonymous semaphore already at `offset` of `shm`, as `Semaphore(mem; offset)`
+    /// in Julia, without touching its count.
+    pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Semaphore> {
+        let place = Place::new::<Repr>(shm, offset)?;
+        place.attach(Kind::Semaphore, 0)?;
+        Ok(Semaphore::placed(place))
+    }
+
+    /// Makes an anonymous semaphore at `offset` if the place is unused, else attaches to the
+    /// one there (whose count stays as it is); says which.
+    pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: u32) -> Result<(Semaphore, Outcome)> {
+        let place = Place::new::<Repr>(shm, offset)?;
+        check_value(&place.object(), value)?;
+        let outcome = place.initialise_or_attach(Kind::Semaphore, 0, || init_placed(&place, value))?;
+        Ok((Semaphore::placed(place), outcome))
+    }
+
+    fn named(name: &str, shm: SharedMemory) -> Result<Semaphore> {
+        if shm.len() < size_of::<libc::sem_t>() {
+            return Err(Error::InvalidSize {
+                object: name.to_owned(),
+                size: shm.len() as u64,
+                reason: "too small to be a semaphore",
+            });
+        }
+        // A mapping starts on a page boundary: aligned for a `sem_t`.
+        let sem = NonNull::new(shm.as_mut_ptr()).map(NonNull::cast::<libc::sem_t>).filter(|sem| sem.is_aligned());
+        let sem = sem.ok_or_else(|| Error::InvalidArgument {
+            object: name.to_owned(),
+            reason: "the mapping is not aligned for a semaphore".into(),
+        })?;
+        Ok(Semaphore { sem, origin: Origin::Named { name: name.to_owned(), shm } })
+    }
+
+    fn placed(place: Place) -> Semaphore {
+        let repr = place.ptr::<Repr>();
+        // SAFETY: `repr` points to a `Repr` within the mapping (checked by `Place::new`);
+        // taking a field's address creates no reference.
+        let sem = unsafe { &raw mut (*repr).sem };
+        let sem = NonNull::new(sem).unwrap_or(NonNull::dangling());
+        Semaphore { sem, origin: Origin::Placed(place) }
+    }
+
+    /// The name of a named semaphore (`"/NAME"`); `None` for an anonymous one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Named { name, .. } => Some(name),
+            Origin::Placed(_) => None,
+        }
+    }
+
+    /// The shared memory object and offset of an anonymous semaphore; `None` for a named one.
+    pub fn placement(&self) -> Option<(&Arc<SharedMemory>, usize)> {
+        match &self.origin {
+            Origin::Named { .. } => None,
+            Origin::Placed(place) => Some((place.shm(), place.offset())),
+        }
+    }
+
+    /// Removes the name of a named semaphore (if it still names this one); handles keep
+    /// working. An anonymous semaphore has no name: remove its shared memory object instead.
+    pub fn remove(&self) -> Result<()> {
+        match &self.origin {
+            Origin::Named { name, shm } => shm.remove().map_err(|e| renamed(e, name)),
+            Origin::Placed(place) => Err(Error::InvalidArgument {
+                object: place.object(),
+                reason: "an anonymous semaphore has no name to remove: remove its shared memory object".into(),
+            }),
+        }
+    }
+
+    /// Adds one to the count, waking a waiter if there is one, as `post(sem)` in Julia.
+    #[doc(alias = "sem_post")]
+    pub fn post(&self) -> Result<()> {
+        // SAFETY: `sem` is an initialised process-shared semaphore in memory kept mapped by
+        // `origin`.
+        if unsafe { libc::sem_post(self.sem.as_ptr()) } == 0 {
+            return Ok(());
+        }
+        match last_errno() {
+            Errno::OVERFLOW => Err(Error::InvalidArgument {
+                object: self.object(),
+                reason: format!("the count is at its largest, SEM_VALUE_MAX ({SEM_VALUE_MAX})"),
+            }),
+            errno => Err(Error::Os { object: self.object(), operation: "sem_post", errno }),
+        }
+    }
+
+    /// Waits until the count is above zero and takes one, as `wait(sem)` in Julia.
+    #[doc(alias = "sem_wait")]
+    pub fn wait(&self) -> Result<()> {
+        loop {
+            // SAFETY: as in `post`.
+            if unsafe { libc::sem_wait(self.sem.as_ptr()) } == 0 {
+                return Ok(());
+            }
+            match last_errno() {
+                Errno::INTR => {}
+                errno => return Err(Error::Os { object: self.object(), operation: "sem_wait", errno }),
+            }
+        }
+    }
+
+    /// Takes one if the count is above zero: `Ok(true)`; `Ok(false)` if it is zero (the wait
+    /// would block), as `trywait(sem)` in Julia.
+    #[doc(alias = "sem_trywait")]
+    #[doc(alias = "trywait")]
+    pub fn try_wait(&self) -> Result<bool> {
+        loop {
+            // SAFETY: as in `post`.
+            if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
+                return Ok(true);
+            }
+            match last_errno() {
+                Errno::AGAIN => return Ok(false),
+                Errno::INTR => {}
+                errno => return Err(Error::Os { object: self.object(), operation: "sem_trywait", errno }),
+            }
+        }
+    }
+
+    /// Waits at most `timeout` to take one: `Ok(true)` if it did, `Ok(false)` if the time ran
+    /// out, as `timedwait(sem, secs)` in Julia. Measured on `CLOCK_MONOTONIC`.
+    #[doc(alias = "sem_clockwait")]
+    #[doc(alias = "timedwait")]
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        let deadline = monotonic_deadline(timeout);
+        loop {
+            // SAFETY: as in `post`; `deadline` is a valid timespec for the call.
+            if unsafe { sem_clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, &raw const deadline) } == 0 {
+                return Ok(true);
+            }
+            match last_errno() {
+                Errno::TIMEDOUT => return Ok(false),
+                Errno::INTR => {}
+                errno => return Err(Error::Os { object: self.object(), operation: "sem_clockwait", errno }),
+            }
+        }
+    }
+
+    /// The current count, as `sem[]` in Julia. Other processes may change it at any time.
+    #[doc(alias = "sem_getvalue")]
+    pub fn value(&self) -> u32 {
+        let mut value: libc::c_int = 0;
+        // SAFETY: as in `post`; `value` is a valid, writable int. glibc's `sem_getvalue` cannot
+        // fail and never gives a negative count.
+        unsafe { libc::sem_getvalue(self.sem.as_ptr(), &raw mut value) };
+        value.max(0).cast_unsigned()
+    }
+
+    /// The semaphore as errors name it.
+    fn object(&self) -> String {
+        match &self.origin {
+            Origin::Named { name, .. } => name.clone(),
+            Origin::Placed(place) => place.object(),
+        }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore").field("object", &self.object()).field("value", &self.value()).finish()
+    }
+}
+
+/// Initialises the `sem_t` of an anonymous semaphore while its state word says "initialising".
+fn init_placed(place: &Place, value: u32) -> Result<()> {
+    let repr = place.ptr::<Repr>();
+    // SAFETY: `repr` points to a `Repr` within the mapping (checked by `Place::new`), which no
+    // other process touches while the state word says "initialising"; process-shared.
+    if unsafe { libc::sem_init(&raw mut (*repr).sem, 1, value) } == 0 {
+        return Ok(());
+    }
+    Err(Error::Os { object: place.object(), operation: "sem_init", errno: last_errno() })
+}
+
+/// The shared memory name of the file of named semaphore `name`: `/NAME` gives `/sem.NAME`.
+fn file_name(name: &str) -> Result<String> {
+    posix::check_name(name)?;
+    if name.len() - 1 + FILE_PREFIX.len() > 255 {
+        return Err(Error::InvalidName { name: name.to_owned(), rule: NameRule::TooLong });
+    }
+    Ok(format!("/{FILE_PREFIX}{}", &name[1..]))
+}
+
+fn check_value(object: &str, value: u32) -> Result<()> {
+    if value > SEM_VALUE_MAX {
+        return Err(Error::InvalidArgument {
+            object: object.to_owned(),
+            reason: format!("initial value {value} is above SEM_VALUE_MAX ({SEM_VALUE_MAX})"),
+        });
+    }
+    Ok(())
+}
+
+/// `error` about the semaphore's file (`/sem.NAME`), told about the semaphore (`/NAME`).
+fn renamed(mut error: Error, name: &str) -> Error {
+    match &mut error {
+        Error::NotFound { object, hint } => {
+            name.clone_into(object);
+            *hint = hint.or(Some("no named semaphore: it would be the file /dev/shm/sem.NAME"));
+        }
+        Error::AlreadyExists { object }
+        | Error::PermissionDenied { object, .. }
+        | Error::InvalidSize { object, .. }
+        | Error::LimitExceeded { object, .. }
+        | Error::InvalidArgument { object, .. }
+        | Error::Os { object, .. } => name.clone_into(object),
+        Error::InvalidName { name: shown, .. } => name.clone_into(shown),
+        // The others are about accesses to a mapping, which making or opening does not do.
+        _ => {}
+    }
+    error
+}

@@ -1,0 +1,325 @@
+//! Process-shared locks that live in shared memory: a robust [`Mutex`] that survives a crashed
+//! owner, a [`RwLock`] and a [`Condvar`] with timed waits.
+//!
+//! Each object is placed at an offset of a [`SharedMemory`] and is made there exactly once:
+//! a *state word* before it says whether the bytes are unused (0), being initialised, or a
+//! ready object of a given kind. [`Mutex::init_at`] claims an unused place and initialises it;
+//! [`Mutex::attach_at`] uses the object already there and never initialises it again, so a lock
+//! that another process holds stays held; [`Mutex::init_or_attach_at`] does whichever applies
+//! and says which. Attaching as the wrong kind (or the wrong data type) is a clear error.
+//!
+//! The handles keep their memory mapped: they hold an [`Arc`] of the [`SharedMemory`].
+//!
+//! # The data: plain bytes, copied in and out
+//!
+//! `Mutex<T>` and `RwLock<T>` protect a `T` stored right after the lock. `T` must be
+//! [`Pod`] (`bytemuck::Pod`): plain data that is valid for any bit pattern and has no padding.
+//! Both properties are needed because the bytes are shared with other processes, which may be
+//! built from other code, may die half-way through an update (see [`LockResult::OwnerDied`]),
+//! or may not play by the rules: whatever bytes are there must still make a valid `T`, and a
+//! `T` must be copyable out as bytes. Guards therefore hand out copies
+//! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with byte-wise
+//! atomic accesses, never `&T` or `&mut T`: a process that writes the bytes without the lock
+//! (or `SharedMemory::write_at` in this one) gives torn values, not undefined behaviour.
+//!
+//! # Trust
+//!
+//! The locks are glibc's process-shared pthread objects. Every process that can write the
+//! memory can also break them (by overwriting their bytes), as with any shared-memory lock;
+//! the state word catches the honest mistakes (wrong offset, wrong kind, not yet initialised).
+//! Requires glibc 2.34 or later (the `*_clock*` calls, used to wait on `CLOCK_MONOTONIC`).
+
+mod condvar;
+mod mutex;
+mod rwlock;
+
+use std::alloc::Layout;
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use bytemuck::Pod;
+use rustix::io::Errno;
+
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use mutex::{LockResult, Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::{Error, Result};
+use crate::shm::{Outcome, SharedMemory};
+
+/// What a placed object is; recorded in its state word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Semaphore = 1,
+    Mutex = 2,
+    RwLock = 3,
+    Condvar = 4,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Semaphore, Kind::Mutex, Kind::RwLock, Kind::Condvar];
+
+    fn word(self, phase: u32) -> u32 {
+        STATE_MAGIC | (self as u32) << 4 | phase
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Semaphore => "semaphore",
+            Kind::Mutex => "mutex",
+            Kind::RwLock => "read-write lock",
+            Kind::Condvar => "condition variable",
+        }
+    }
+}
+
+/// The high bits of every non-zero state word, so that stray bytes are unlikely to look like an
+/// object.
+const STATE_MAGIC: u32 = 0x4950_5300;
+/// State word phase: an initialiser has claimed the place and is filling it.
+const INITIALISING: u32 = 1;
+/// State word phase: the object is ready.
+const READY: u32 = 2;
+/// How long attaching waits for an object that another process is initialising.
+const ATTACH_WAIT: Duration = Duration::from_secs(1);
+
+/// The 8 bytes before every placed object: its state word and the size of its data, so that
+/// attaching as `Mutex<u64>` what was made as `Mutex<u32>` fails.
+#[repr(C, align(8))]
+pub(crate) struct Header {
+    state: AtomicU32,
+    data_size: AtomicU32,
+}
+
+/// A place in a shared memory object, checked for bounds, alignment and write access, that
+/// keeps the memory mapped.
+pub(crate) struct Place {
+    shm: Arc<SharedMemory>,
+    offset: usize,
+    base: NonNull<u8>,
+}
+
+// SAFETY: a `Place` is an `Arc` and an address into the mapping that the `Arc` keeps alive; it
+// grants no access by itself, and the objects built on it access the memory only through
+// atomics and thread-safe libc calls.
+unsafe impl Send for Place {}
+// SAFETY: as above.
+unsafe impl Sync for Place {}
+
+impl Place {
+    /// Checks that an `R` fits at `offset` of `shm`, aligned, in a writable mapping.
+    pub(crate) fn new<R>(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+        let layout = Layout::new::<R>();
+        if shm.is_readonly() {
+            return Err(Error::ReadOnly { object: shm.id().to_string() });
+        }
+        if offset.checked_add(layout.size()).is_none_or(|end| end > shm.len()) {
+            return Err(Error::OutOfBounds {
+                object: shm.id().to_string(),
+                offset,
+                length: layout.size(),
+                len: shm.len(),
+            });
+        }
+        // SAFETY: `offset + size <= len` (checked above): the address is within the mapping.
+        let base = unsafe { shm.as_mut_ptr().add(offset) };
+        if !base.cast::<R>().is_aligned() {
+            return Err(Error::Misaligned { object: shm.id().to_string(), offset, align: layout.align() });
+        }
+        let base = NonNull::new(base).ok_or_else(|| Error::InvalidArgument {
+            object: shm.id().to_string(),
+            reason: "the mapping has no address".into(),
+        })?;
+        Ok(Place { shm: Arc::clone(shm), offset, base })
+    }
+
+    /// The object's address, as a pointer to its representation `R` (the type given to `new`).
+    pub(crate) fn ptr<R>(&self) -> *mut R {
+        self.base.as_ptr().cast()
+    }
+
+    pub(crate) fn shm(&self) -> &Arc<SharedMemory> {
+        &self.shm
+    }
+
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The object as errors name it: `"/name at offset 64"`.
+    pub(crate) fn object(&self) -> String {
+        format!("{} at offset {}", self.shm.id(), self.offset)
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: every representation placed with a state starts with a `Header` (repr(C)),
+        // checked in bounds and aligned by `new`; a `Header` is atomics only, which other
+        // processes may access concurrently; the `Arc` keeps the mapping for the life of `self`.
+        unsafe { &*self.ptr::<Header>() }
+    }
+
+    /// Claims the unused place for a `kind` holding `data_size` bytes of data and runs `init`
+    /// on it; fails if anything is there already.
+    pub(crate) fn initialise(&self, kind: Kind, data_size: usize, init: impl FnOnce() -> Result<()>) -> Result<()> {
+        let data_size = self.data_size(data_size)?;
+        let state = &self.header().state;
+        if let Err(found) = state.compare_exchange(0, kind.word(INITIALISING), Ordering::Acquire, Ordering::Acquire) {
+            return Err(self.occupied(kind, found));
+        }
+        if let Err(error) = init() {
+            state.store(0, Ordering::Release);
+            return Err(error);
+        }
+        self.header().data_size.store(data_size, Ordering::Relaxed);
+        // Release: whoever sees READY sees the initialised object.
+        state.store(kind.word(READY), Ordering::Release);
+        Ok(())
+    }
+
+    /// Checks that a ready `kind` holding `data_size` bytes of data is there, waiting a little
+    /// for one being initialised. Never touches the object.
+    pub(crate) fn attach(&self, kind: Kind, data_size: usize) -> Result<()> {
+        let data_size = self.data_size(data_size)?;
+        let deadline = Instant::now() + ATTACH_WAIT;
+        loop {
+            let found = self.header().state.load(Ordering::Acquire);
+            if found == kind.word(READY) {
+                return self.check_data_size(kind, data_size);
+            }
+            if found != kind.word(INITIALISING) || Instant::now() > deadline {
+                return Err(Error::InvalidArgument {
+                    object: self.object(),
+                    reason: format!("cannot attach a {}: {}", kind.name(), describe(found)),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Initialises the place if it is unused, else attaches to the `kind` there.
+    pub(crate) fn initialise_or_attach(
+        &self,
+        kind: Kind,
+        data_size: usize,
+        init: impl FnOnce() -> Result<()>,
+    ) -> Result<Outcome> {
+        match self.initialise(kind, data_size, init) {
+            Ok(()) => Ok(Outcome::Created),
+            Err(Error::AlreadyExists { .. }) => self.attach(kind, data_size).map(|()| Outcome::Opened),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn data_size(&self, data_size: usize) -> Result<u32> {
+        u32::try_from(data_size).map_err(|_| Error::InvalidArgument {
+            object: self.object(),
+            reason: format!("{data_size} bytes of data: a lock protects at most 4 GiB"),
+        })
+    }
+
+    fn check_data_size(&self, kind: Kind, expected: u32) -> Result<()> {
+        let found = self.header().data_size.load(Ordering::Relaxed);
+        if found == expected {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            object: self.object(),
+            reason: format!("the {} there protects {found} bytes of data, not {expected}", kind.name()),
+        })
+    }
+
+    /// The error for an initialisation that found `found` in the state word.
+    fn occupied(&self, kind: Kind, found: u32) -> Error {
+        if found == kind.word(READY) || found == kind.word(INITIALISING) {
+            return Error::AlreadyExists { object: self.object() };
+        }
+        Error::InvalidArgument {
+            object: self.object(),
+            reason: format!("cannot initialise a {} there: {}", kind.name(), describe(found)),
+        }
+    }
+}
+
+impl fmt::Debug for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.object())
+    }
+}
+
+/// What a state word says is at a place.
+fn describe(found: u32) -> String {
+    if found == 0 {
+        return "nothing has been initialised there".into();
+    }
+    for kind in Kind::ALL {
+        if found == kind.word(READY) {
+            return format!("a {} is there", kind.name());
+        }
+        if found == kind.word(INITIALISING) {
+            return format!("a {} is being initialised there (or its initialiser died half-way)", kind.name());
+        }
+    }
+    format!("the bytes there are no ipcmem object (state word {found:#010x})")
+}
+
+/// `CLOCK_MONOTONIC` now plus `timeout`, as the absolute deadline of the `*_clock*` calls;
+/// saturates far in the future.
+pub(crate) fn monotonic_deadline(timeout: Duration) -> libc::timespec {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
+    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0) + u64::from(timeout.subsec_nanos());
+    let secs =
+        u64::try_from(now.tv_sec).unwrap_or(0).saturating_add(timeout.as_secs()).saturating_add(nanos / 1_000_000_000);
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(secs).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: fits any c_long.
+        tv_nsec: libc::c_long::try_from(nanos % 1_000_000_000).unwrap_or(0),
+    }
+}
+
+/// The error of a pthread call that returned `code`.
+pub(crate) fn pthread_error(object: String, operation: &'static str, code: libc::c_int) -> Error {
+    let errno = Errno::from_raw_os_error(code);
+    match errno {
+        Errno::DEADLK => Error::InvalidArgument {
+            object,
+            reason: format!("{operation}: this thread holds the lock already (it would deadlock)"),
+        },
+        Errno::NOTRECOVERABLE => Error::InvalidArgument {
+            object,
+            reason: format!(
+                "{operation}: the lock is unusable: an owner died holding it, and the next owner \
+                 released it without marking the state consistent"
+            ),
+        },
+        errno => Error::Os { object, operation, errno },
+    }
+}
+
+// glibc 2.30+ calls that wait until a deadline on a chosen clock; the `libc` crate lacks them.
+unsafe extern "C" {
+    pub(crate) fn pthread_mutex_clocklock(
+        mutex: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+    pub(crate) fn pthread_rwlock_clockrdlock(
+        rwlock: *mut libc::pthread_rwlock_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+    pub(crate) fn pthread_rwlock_clockwrlock(
+        rwlock: *mut libc::pthread_rwlock_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+    pub(crate) fn sem_clockwait(
+        sem: *mut libc::sem_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}

@@ -1,0 +1,349 @@
+//! [`Mutex`]: a robust, process-shared lock with its data, in shared memory.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use super::{monotonic_deadline, pthread_error, Kind, Place};
+use crate::access;
+use crate::error::Result;
+use crate::shm::{Outcome, SharedMemory};
+
+/// The layout in shared memory: state word, the glibc mutex, the data.
+#[repr(C)]
+struct Repr<T> {
+    header: super::Header,
+    raw: libc::pthread_mutex_t,
+    data: T,
+}
+
+/// A mutual exclusion lock shared between processes, holding a `T` in shared memory, that
+/// survives the death of its owner.
+///
+/// It is a glibc mutex made *robust* and *process-shared* (and error-checking, so that a thread
+/// locking it twice gets an error, not a deadlock). When a process or thread dies while holding
+/// it, the kernel releases it, and the next locker gets [`LockResult::OwnerDied`]: the data may be
+/// half updated. That locker repairs what needs repairing and calls
+/// [`MutexGuard::make_consistent`]; if it drops the guard without doing so, the lock becomes
+/// unusable for everyone (every later `lock` fails), so that no one works on broken data.
+///
+/// The data is read and written by copy, see [the module docs](super) for why `T: Pod`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ipcmem::{sync::{LockResult, Mutex}, SharedMemory};
+///
+/// let name = format!("/ipcmem-doc-mutex-{}", std::process::id());
+/// let shm = Arc::new(SharedMemory::create(name.as_str(), 4096)?);
+/// let counter = Mutex::init_at(&shm, 0, 0_u64)?;
+///
+/// // Another process: SharedMemory::open(name) and Mutex::<u64>::attach_at(&shm, 0).
+/// let same = Mutex::<u64>::attach_at(&shm, 0)?;
+///
+/// match same.lock()? {
+///     LockResult::Acquired(mut guard) => guard.update(|n| *n += 1),
+///     LockResult::OwnerDied(mut guard) => {
+///         // The previous owner died holding the lock: check (here: reset) the data.
+///         guard.set(0);
+///         guard.make_consistent()?;
+///     }
+/// }
+/// assert_eq!(counter.lock()?.into_guard().get(), 1);
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+pub struct Mutex<T: Pod> {
+    place: Place,
+    /// Guards of this handle that are alive (or were forgotten): see `Drop`.
+    held: AtomicUsize,
+    _data: PhantomData<T>,
+}
+
+// SAFETY: the handle is a `Place` (Send + Sync) and a counter; the mutex is a process-shared
+// pthread mutex, safe to lock from any thread; the data is only copied in and out (needs
+// `T: Send`), under the lock.
+unsafe impl<T: Pod + Send> Send for Mutex<T> {}
+// SAFETY: as above.
+unsafe impl<T: Pod + Send> Sync for Mutex<T> {}
+
+/// How a lock was acquired: normally, or from an owner that died holding it.
+#[must_use = "a lock whose previous owner died must be checked and made consistent"]
+#[derive(Debug)]
+pub enum LockResult<G> {
+    /// The lock was free or released normally.
+    Acquired(G),
+    /// The previous owner died holding the lock (`EOWNERDEAD`): the protected data may be half
+    /// updated. Repair it and call `make_consistent` on the guard, or the lock becomes unusable
+    /// when the guard is dropped.
+    OwnerDied(G),
+}
+
+impl<G> LockResult<G> {
+    /// The guard, however it was acquired.
+    pub fn into_guard(self) -> G {
+        match self {
+            LockResult::Acquired(guard) | LockResult::OwnerDied(guard) => guard,
+        }
+    }
+
+    /// Whether the previous owner died holding the lock.
+    pub fn owner_died(&self) -> bool {
+        matches!(self, LockResult::OwnerDied(_))
+    }
+}
+
+impl<T: Pod> Mutex<T> {
+    /// The bytes the mutex and its data take in shared memory.
+    pub const SIZE: usize = size_of::<Repr<T>>();
+    /// The alignment its offset needs (at least 8).
+    pub const ALIGN: usize = align_of::<Repr<T>>();
+
+    /// Makes a new mutex holding `value` at `offset` of `shm`. Fails with
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) if a mutex is there already, and
+    /// with a clear error if the place is out of bounds, misaligned (see [`ALIGN`](Self::ALIGN)),
+    /// read-only, or holds another kind of object.
+    pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<Mutex<T>> {
+        let place = Place::new::<Repr<T>>(shm, offset)?;
+        place.initialise(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
+        Ok(Mutex::with_place(place))
+    }
+
+    /// Uses the mutex already at `offset` of `shm`, without touching it: if another process
+    /// holds it, it stays held. Fails if no `Mutex<T>` (with a `T` of this size) is there.
+    pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Mutex<T>> {
+        let place = Place::new::<Repr<T>>(shm, offset)?;
+        place.attach(Kind::Mutex, size_of::<T>())?;
+        Ok(Mutex::with_place(place))
+    }
+
+    /// Makes a mutex holding `value` at `offset` if the place is unused, else attaches to the
+    /// one there; says which. Of processes racing on one place, exactly one initialises.
+    pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(Mutex<T>, Outcome)> {
+        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let outcome = place.initialise_or_attach(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
+        Ok((Mutex::with_place(place), outcome))
+    }
+
+    fn with_place(place: Place) -> Mutex<T> {
+        Mutex { place, held: AtomicUsize::new(0), _data: PhantomData }
+    }
+
+    /// The shared memory object the mutex lives in.
+    pub fn shared_memory(&self) -> &Arc<SharedMemory> {
+        self.place.shm()
+    }
+
+    /// Its offset in the shared memory object.
+    pub fn offset(&self) -> usize {
+        self.place.offset()
+    }
+
+    /// Waits for the lock and takes it. Fails if this thread holds it already, or if the lock
+    /// was made unusable (an owner died and the next one did not make it consistent).
+    pub fn lock(&self) -> Result<LockResult<MutexGuard<'_, T>>> {
+        // SAFETY: `raw` is an initialised process-shared mutex (the state word said so) in
+        // memory that the place keeps mapped.
+        let code = unsafe { libc::pthread_mutex_lock(self.raw()) };
+        self.acquired(code, "lock")?.ok_or_else(|| pthread_error(self.place.object(), "lock", code))
+    }
+
+    /// Takes the lock if it is free; `Ok(None)` if another thread or process holds it.
+    pub fn try_lock(&self) -> Result<Option<LockResult<MutexGuard<'_, T>>>> {
+        // SAFETY: as in `lock`.
+        let code = unsafe { libc::pthread_mutex_trylock(self.raw()) };
+        self.acquired(code, "try_lock")
+    }
+
+    /// Waits at most `timeout` for the lock; `Ok(None)` if it was not free in time.
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<LockResult<MutexGuard<'_, T>>>> {
+        let deadline = monotonic_deadline(timeout);
+        // SAFETY: as in `lock`; `deadline` is a valid timespec for the call.
+        let code = unsafe { super::pthread_mutex_clocklock(self.raw(), libc::CLOCK_MONOTONIC, &raw const deadline) };
+        self.acquired(code, "lock_timeout")
+    }
+
+    /// Turns the return code of a locking call into a guard: `None` for "busy" or "timed out".
+    fn acquired(&self, code: libc::c_int, operation: &'static str) -> Result<Option<LockResult<MutexGuard<'_, T>>>> {
+        match code {
+            0 => Ok(Some(LockResult::Acquired(self.guard(true)))),
+            libc::EOWNERDEAD => Ok(Some(LockResult::OwnerDied(self.guard(false)))),
+            libc::EBUSY | libc::ETIMEDOUT => Ok(None),
+            code => Err(pthread_error(self.place.object(), operation, code)),
+        }
+    }
+
+    /// A guard for the lock this thread has just taken.
+    pub(super) fn guard(&self, consistent: bool) -> MutexGuard<'_, T> {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        MutexGuard { mutex: self, consistent, _not_send: PhantomData }
+    }
+
+    pub(super) fn raw(&self) -> *mut libc::pthread_mutex_t {
+        // SAFETY: `ptr` points to a `Repr<T>` within the mapping (checked by `Place::new`);
+        // taking a field's address creates no reference.
+        unsafe { &raw mut (*self.place.ptr::<Repr<T>>()).raw }
+    }
+
+    fn data(&self) -> *mut T {
+        // SAFETY: as in `raw`.
+        unsafe { &raw mut (*self.place.ptr::<Repr<T>>()).data }
+    }
+}
+
+impl<T: Pod> Drop for Mutex<T> {
+    fn drop(&mut self) {
+        // A guard was forgotten (`mem::forget`): this thread still holds the lock, and glibc keeps
+        // the mutex on the thread's robust list, which it walks and writes through when the
+        // thread takes or releases any robust mutex. Unmapping the memory would leave that list
+        // pointing at nothing, so keep the memory mapped for good.
+        if *self.held.get_mut() > 0 {
+            std::mem::forget(Arc::clone(self.place.shm()));
+        }
+    }
+}
+
+impl<T: Pod> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex").field("place", &self.place).finish_non_exhaustive()
+    }
+}
+
+/// Initialises the glibc mutex (robust, process-shared, error-checking) and stores `value`.
+fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
+    let repr = place.ptr::<Repr<T>>();
+    let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+    // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before any other use, and
+    // destroyed once the mutex is made. `repr` points to a `Repr<T>` within the mapping that
+    // this process alone touches while the state word says "initialising" (the other
+    // processes wait for "ready"), so the plain writes of `pthread_mutex_init` race with no one.
+    let code = unsafe {
+        let attr = attr.as_mut_ptr();
+        let mut code = libc::pthread_mutexattr_init(attr);
+        if code == 0 {
+            code = libc::pthread_mutexattr_settype(attr, libc::PTHREAD_MUTEX_ERRORCHECK);
+            if code == 0 {
+                code = libc::pthread_mutexattr_setpshared(attr, libc::PTHREAD_PROCESS_SHARED);
+            }
+            if code == 0 {
+                code = libc::pthread_mutexattr_setrobust(attr, libc::PTHREAD_MUTEX_ROBUST);
+            }
+            if code == 0 {
+                code = libc::pthread_mutex_init(&raw mut (*repr).raw, attr);
+            }
+            libc::pthread_mutexattr_destroy(attr);
+        }
+        code
+    };
+    if code != 0 {
+        return Err(pthread_error(place.object(), "pthread_mutex_init", code));
+    }
+    // SAFETY: the data lies within the mapping (`Repr<T>` checked by `Place::new`); the store
+    // is byte-wise atomic.
+    unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
+    Ok(())
+}
+
+/// Holds a [`Mutex`] until dropped; reads and writes its data by copy.
+///
+/// Not `Send`: a pthread mutex must be released by the thread that took it.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MutexGuard<'a, T: Pod> {
+    mutex: &'a Mutex<T>,
+    consistent: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a, T: Pod> MutexGuard<'a, T> {
+    /// A copy of the data.
+    pub fn get(&self) -> T {
+        let mut value = T::zeroed();
+        // SAFETY: the data lies within the mapping, kept by the mutex that this guard borrows;
+        // the load is byte-wise atomic, and any bytes make a valid `T` (`Pod`).
+        unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
+        value
+    }
+
+    /// Replaces the data with `value`.
+    pub fn set(&mut self, value: T) {
+        // SAFETY: as in `get`, with a byte-wise atomic store to writable memory (checked by
+        // `Place::new`).
+        unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
+    }
+
+    /// Copies the data out, lets `f` change the copy, and stores it back; returns what `f` does.
+    pub fn update<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut value = self.get();
+        let result = f(&mut value);
+        self.set(value);
+        result
+    }
+
+    /// The address of the data in this process, for `unsafe` code that wants to access it in
+    /// place. Only accesses made while the guard lives are protected by the lock.
+    pub fn as_ptr(&self) -> *mut T {
+        self.mutex.data()
+    }
+
+    /// Whether the state is consistent: false after [`LockResult::OwnerDied`] until
+    /// [`make_consistent`](Self::make_consistent).
+    pub fn is_consistent(&self) -> bool {
+        self.consistent
+    }
+
+    /// Marks the state protected by the lock as repaired after [`LockResult::OwnerDied`]
+    /// (`pthread_mutex_consistent`), so that the lock stays usable once released. Does nothing
+    /// if the state is consistent already.
+    pub fn make_consistent(&mut self) -> Result<()> {
+        if self.consistent {
+            return Ok(());
+        }
+        // SAFETY: this thread holds the initialised mutex (the guard says so).
+        let code = unsafe { libc::pthread_mutex_consistent(self.mutex.raw()) };
+        if code != 0 {
+            return Err(pthread_error(self.mutex.place.object(), "pthread_mutex_consistent", code));
+        }
+        self.consistent = true;
+        Ok(())
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a Mutex<T> {
+        self.mutex
+    }
+
+    /// Gives up the guard without releasing the lock (for a condition variable's wait, which
+    /// releases and retakes it itself); `reclaim` makes a new guard or forgets this one.
+    pub(super) fn into_held(self) -> (&'a Mutex<T>, bool) {
+        let this = std::mem::ManuallyDrop::new(self);
+        (this.mutex, this.consistent)
+    }
+}
+
+impl<T: Pod> Mutex<T> {
+    /// After a condition variable's wait: a guard again if the lock is held, else nothing held.
+    pub(super) fn reclaim(&self, held: bool, consistent: bool) -> Option<MutexGuard<'_, T>> {
+        // The guard given up by `into_held` still counts in `held`.
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        held.then(|| self.guard(consistent))
+    }
+}
+
+impl<T: Pod> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: this thread holds the initialised mutex (the guard says so). An unlock of a
+        // mutex whose owner died and that was not made consistent marks it unrecoverable, as
+        // documented.
+        unsafe { libc::pthread_mutex_unlock(self.mutex.raw()) };
+        self.mutex.held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard").field("data", &self.get()).field("consistent", &self.consistent).finish()
+    }
+}
