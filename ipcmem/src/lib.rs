@@ -40,6 +40,7 @@ mod access;
 pub mod error;
 pub mod event;
 pub mod gc;
+pub mod inventory;
 pub mod key;
 pub mod posix;
 pub mod semaphore;
