@@ -452,3 +452,16 @@ fn read_only_permission_as_another_user() {
     let entry = listed.as_array().expect("array").iter().find(|o| o["name"] == private.as_str()).cloned();
     assert_eq!(entry.expect("listed")["mode"], "0600");
 }
+
+#[test]
+fn an_owner_without_read_permission_can_still_chmod() {
+    let mut guard = Guard::new();
+    let name = common::create_as_nobody(&mut guard, &[&unique_name("chmod-owner"), "10", "--mode", "0"]);
+    let segment = common::create_as_nobody(&mut guard, &["private", "10", "--mode", "0200"]);
+    for object in [name.as_str(), segment.as_str()] {
+        assert_eq!(json_of(&["info", object, "--json"])["uid"], common::NOBODY);
+        ipcmem_as_nobody(["chmod", object, "0600"]).assert().success();
+        assert_eq!(json_of(&["info", object, "--json"])["mode"], "0600");
+        ipcmem_as_nobody(["write", object]).write_stdin("ok").assert().success();
+    }
+}

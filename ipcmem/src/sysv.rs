@@ -324,8 +324,17 @@ pub fn shminfo_into(target: impl Into<Id>, info: &mut ShmInfo) -> Result<()> {
 /// as `shmcfg` in Julia.
 pub fn shmcfg(target: impl Into<Id>, perms: u32) -> Result<ShmId> {
     let id = resolve(&target.into())?;
-    let info = shminfo(id)?;
-    shmctl(id, ShmCommand::Set { uid: info.uid, gid: info.gid, perms })?;
+    // IPC_STAT needs read permission, which the owner may have taken away from itself; the
+    // table of /proc tells the owner to anyone, and IPC_SET itself needs only ownership.
+    let (uid, gid) = match shminfo(id) {
+        Ok(info) => (info.uid, info.gid),
+        Err(Error::PermissionDenied { .. }) => {
+            let info = crate::inventory::info(&Id::Shm(id))?;
+            (info.uid, info.gid)
+        }
+        Err(error) => return Err(error),
+    };
+    shmctl(id, ShmCommand::Set { uid, gid, perms })?;
     Ok(id)
 }
 
@@ -360,7 +369,8 @@ pub fn shmctl(id: ShmId, command: ShmCommand<'_>) -> Result<()> {
             Ok(())
         }
         ShmCommand::Set { uid, gid, perms } => {
-            let mut ds = stat(id)?;
+            // IPC_SET reads only these three fields: no IPC_STAT (and its read permission) first.
+            let mut ds = zeroed_ds();
             ds.shm_perm.uid = uid;
             ds.shm_perm.gid = gid;
             // Only the low 9 bits are settable; the kernel keeps SHM_DEST and SHM_LOCKED.
