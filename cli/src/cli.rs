@@ -26,7 +26,7 @@ pub enum Command {
         /// Bytes, or with a suffix KiB, MiB, GiB (also k, m, g).
         #[arg(value_name = "SIZE", value_parser = args::parse_size)]
         size: usize,
-        /// The permission bits, octal (0640 or 640). Default 0600.
+        /// The permission bits, octal (0640 or 640).
         #[arg(long, value_name = "MODE", value_parser = args::parse_mode, default_value = "0600")]
         mode: Mode,
         /// Destroy the object when no one holds it any more (needs --hold).
@@ -82,7 +82,7 @@ pub enum Command {
         /// /name, key:N or id:N.
         #[arg(value_name = "OBJ", value_parser = args::parse_object)]
         object: Object,
-        /// Where to start, in bytes (suffixes as for sizes). Default 0.
+        /// Where to start, in bytes (suffixes as for sizes).
         #[arg(long, value_name = "N", value_parser = args::parse_count, default_value = "0")]
         offset: usize,
         /// How many bytes. Default: up to the end.
@@ -95,7 +95,7 @@ pub enum Command {
         /// /name, key:N or id:N.
         #[arg(value_name = "OBJ", value_parser = args::parse_object)]
         object: Object,
-        /// Where to start, in bytes (suffixes as for sizes). Default 0.
+        /// Where to start, in bytes (suffixes as for sizes).
         #[arg(long, value_name = "N", value_parser = args::parse_count, default_value = "0")]
         offset: usize,
     },

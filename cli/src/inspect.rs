@@ -24,9 +24,17 @@ Example:
 
 /// The example of `info --help`.
 pub const INFO_HELP: &str = "\
+JSON fields (null where a kind has none): kind, name, id, key, size, mode, uid, user, gid,
+nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use; then object,
+cuid, cgid, mtime, locked. nattch never counts this command: it attaches nothing.
+
 Example:
   $ ipcmem info /frames --json
-  {\"kind\":\"posix\",\"name\":\"/frames\",\"id\":null,\"key\":null,\"size\":4194304,\"mode\":\"0640\",...}
+  {
+    \"kind\": \"posix\",
+    \"name\": \"/frames\",
+    \"size\": 4194304,
+    ...
   $ ipcmem info key:0x2a0010ff";
 
 /// `ipcmem list [--posix | --sysv] [--json]`.

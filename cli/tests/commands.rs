@@ -465,3 +465,12 @@ fn an_owner_without_read_permission_can_still_chmod() {
         ipcmem_as_nobody(["write", object]).write_stdin("ok").assert().success();
     }
 }
+
+#[test]
+fn a_size_past_the_free_space_of_dev_shm_is_refused_with_a_hint() {
+    let name = unique_name("huge");
+    failure(&mut ipcmem(["create", &name, "100000GiB"]), &name, "not enough free space in /dev/shm");
+    let output = ipcmem(["create", &name, "100000GiB"]).output().expect("run ipcmem");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("hint: `df -h /dev/shm`"));
+    assert!(!posix_exists(&name));
+}
