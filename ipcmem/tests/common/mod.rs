@@ -33,8 +33,9 @@ pub fn unique_name(tag: &str) -> String {
 
 /// A System V key no other test uses: built from the process id and a counter.
 pub fn unique_key() -> Key {
-    let pid = std::process::id() & 0x7_ffff;
-    Key::from_raw(((0x2a << 24) ^ (pid << 5) ^ (next() & 0x1f)).cast_signed() | 0x4000_0000)
+    // 18 bits of the process id, 12 of the counter: 4096 keys a test process.
+    let pid = std::process::id() & 0x3_ffff;
+    Key::from_raw((0x4000_0000 | (pid << 12) | (next() & 0xfff)).cast_signed())
 }
 
 /// Removes every object it was given when dropped, also when the test panics.
