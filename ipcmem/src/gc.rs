@@ -14,11 +14,13 @@
 //! # Ok::<(), ipcmem::Error>(())
 //! ```
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 
 use rustix::fs::{self, AtFlags, FlockOperation, Mode as FileMode, OFlags, CWD};
 
 use crate::error::{Error, Result};
+use crate::inventory::{self, Inode};
 use crate::posix::{self, SHM_DIR};
 
 /// Whether [`collect`] removes what it finds or only reports it.
@@ -80,15 +82,25 @@ fn collect_one(name: &str, mode: Mode) -> Option<bool> {
     if !posix::is_marked_volatile(&fd) {
         return None;
     }
+    if mode == Mode::DryRun {
+        return is_unheld(&fd).then_some(false);
+    }
     // Holding the exclusive lock keeps any opener waiting until we are done; an opener that
     // then finds the name gone reports the object as not found.
     fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
-    if mode == Mode::DryRun {
-        return Some(false);
-    }
     let same = fs::fstat(&fd)
         .ok()
         .zip(fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok())
         .is_some_and(|(ours, named)| (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino));
     Some(same && fs::unlinkat(CWD, path.as_str(), AtFlags::empty()).is_ok())
+}
+
+/// Whether no process holds the object open at `fd`, read from `/proc/locks`.
+///
+/// A dry run must not probe with a lock of its own: if the last holder dropped its handle while
+/// the probe held the lock, that holder would believe someone else still held the object and
+/// leave it behind.
+fn is_unheld(fd: &OwnedFd) -> bool {
+    let Ok(stat) = fs::fstat(fd) else { return false };
+    inventory::held_inodes().is_some_and(|held| !held.contains(&Inode::of(&stat)))
 }

@@ -175,7 +175,7 @@ fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
         });
     }
     let volatile = marked_volatile(&path);
-    let inode = Inode { major: fs::major(stat.st_dev), minor: fs::minor(stat.st_dev), ino: stat.st_ino };
+    let inode = Inode::of(&stat);
     let in_use = match (volatile, held) {
         (Some(true), Some(held)) => Some(held.contains(&inode)),
         _ => None,
@@ -215,9 +215,16 @@ fn marked_volatile(path: &str) -> Option<bool> {
     }
 }
 
+impl Inode {
+    /// The inode of a file, from its `stat`.
+    pub(crate) fn of(stat: &fs::Stat) -> Inode {
+        Inode { major: fs::major(stat.st_dev), minor: fs::minor(stat.st_dev), ino: stat.st_ino }
+    }
+}
+
 /// A file as `/proc/locks` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Inode {
+pub(crate) struct Inode {
     major: u32,
     minor: u32,
     ino: u64,
@@ -229,7 +236,7 @@ struct Inode {
 /// Every handle of a volatile object holds a shared `flock` on it, so these are the volatile
 /// objects in use. Reading the table, unlike probing with a lock of our own, cannot make the
 /// last holder believe someone else still holds the object.
-fn held_inodes() -> Option<HashSet<Inode>> {
+pub(crate) fn held_inodes() -> Option<HashSet<Inode>> {
     let table = std::fs::read_to_string("/proc/locks").ok()?;
     Some(table.lines().filter_map(parse_lock_line).collect())
 }
