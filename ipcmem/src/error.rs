@@ -6,8 +6,11 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use rustix::io::Errno;
+
+use crate::array::{ElementType, HeaderError};
 
 /// The result type of ipcmem.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -104,6 +107,35 @@ pub enum Error {
         object: String,
         /// What is wrong with the argument.
         reason: String,
+    },
+    /// An object whose shared-array header breaks the layout (see [`crate::array`]).
+    #[error("{object}: not a valid shared array: {reason}")]
+    BadHeader {
+        /// The object of the handle.
+        object: String,
+        /// The check of the layout that the header breaks.
+        reason: HeaderError,
+    },
+    /// An array of another element type than the one asked for.
+    #[error("{object}: holds an array of {found}, not of {expected}")]
+    TypeMismatch {
+        /// The object of the handle.
+        object: String,
+        /// The element type asked for.
+        expected: ElementType,
+        /// The element type stored in the header.
+        found: ElementType,
+    },
+    /// An object with no array header (no magic) after the bounded wait of an opener.
+    #[error(
+        "{object}: not an initialised shared array: no header after {} ms (its creator has not finished writing it, or the object holds no array)",
+        .waited.as_millis()
+    )]
+    NotInitialised {
+        /// The object of the handle.
+        object: String,
+        /// How long the opener waited.
+        waited: Duration,
     },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
@@ -234,6 +266,9 @@ impl Error {
             | Self::Misaligned { object, .. }
             | Self::LimitExceeded { object, .. }
             | Self::InvalidArgument { object, .. }
+            | Self::BadHeader { object, .. }
+            | Self::TypeMismatch { object, .. }
+            | Self::NotInitialised { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -249,6 +284,8 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
+            Self::BadHeader { .. } | Self::TypeMismatch { .. } => io::ErrorKind::InvalidData,
+            Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

@@ -37,6 +37,7 @@
 //! | `shmrm`, `rm(SharedMemory, …)` | [`shmrm`] |
 
 mod access;
+pub mod array;
 pub mod error;
 pub mod event;
 pub mod gc;
@@ -48,6 +49,7 @@ pub mod shm;
 pub mod sync;
 pub mod sysv;
 
+pub use array::SharedArray;
 pub use error::{Error, Limit, NameRule, Result};
 pub use event::Event;
 pub use key::{Id, Key, ShmId};
