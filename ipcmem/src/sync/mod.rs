@@ -27,6 +27,14 @@
 //! The locks are glibc's process-shared pthread objects. Every process that can write the
 //! memory can also break them (by overwriting their bytes), as with any shared-memory lock;
 //! the state word catches the honest mistakes (wrong offset, wrong kind, not yet initialised).
+//! Overwriting a [`Mutex`] while it is held does more than break it: glibc links the robust
+//! mutexes a thread holds through pointers stored *inside* the mutexes, and follows them when
+//! the thread unlocks, so bytes written there (by another process, or by `write_at` or `unsafe`
+//! code in this one) can make the holder write to memory it never meant to. Share robust
+//! mutexes only with processes trusted as much as this one, and never write a lock's bytes
+//! other than through its handle. Semaphores, read-write locks, condition variables and
+//! [`Event`](crate::Event)s hold no pointers: garbage in them gives wrong counts or wake-ups,
+//! nothing worse.
 //! Requires glibc 2.34 or later (the `*_clock*` calls, used to wait on `CLOCK_MONOTONIC`).
 
 mod condvar;
