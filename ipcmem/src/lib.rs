@@ -35,6 +35,10 @@
 //! | `ShmId`, `IPC.Key`, `IPC.PRIVATE`, `IPC.PAGE_SIZE` | [`ShmId`], [`Key::from_path`], [`Key::PRIVATE`], [`page_size`] |
 //! | `shmget`, `shmat`, `shmdt`, `shmcfg`, `shmctl`, `shminfo`, `shminfo!`, `ShmInfo` | [`sysv`] |
 //! | `shmrm`, `rm(SharedMemory, …)` | [`shmrm`] |
+//! | `Semaphore(name, value; perms, volatile)`, `Semaphore(name)`, `rm(Semaphore, name)` | [`Semaphore::create`], [`Semaphore::options`], [`Semaphore::open`], [`Semaphore::unlink`] |
+//! | `Semaphore(mem, value; offset)`, `Semaphore(mem; offset)` | [`Semaphore::init_at`], [`Semaphore::attach_at`] (never re-initialises) |
+//! | `post`, `wait`, `trywait`, `timedwait`, `sem[]` | [`post`](Semaphore::post), [`wait`](Semaphore::wait), [`try_wait`](Semaphore::try_wait), [`wait_timeout`](Semaphore::wait_timeout), [`value`](Semaphore::value) |
+//! | process-shared locks (not robust, re-initialised on attach) | [`sync::Mutex`] (robust), [`sync::RwLock`], [`sync::Condvar`], and [`Event`] (spin, then futex) |
 
 mod access;
 pub mod array;
