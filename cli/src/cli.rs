@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use ipcmem::array::ElementType;
+
 use crate::args::{self, Mode, NewObject, Object};
+use crate::array::{self, Dims};
 use crate::{data, demo, inspect, manage};
 
 /// Shared memory of both kinds, POSIX objects (/dev/shm) and System V segments, in one tool.
@@ -128,6 +131,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Typed N-dimensional arrays, readable from Julia and Python too: make one, show its values.
+    #[command(subcommand, after_help = array::ARRAY_HELP)]
+    Array(ArrayCommand),
     /// Two processes share a POSIX object and a System V segment, step by step.
     #[command(after_help = demo::DEMO_HELP)]
     Demo,
@@ -138,5 +144,36 @@ pub enum Command {
         posix: Object,
         #[arg(value_parser = args::parse_object)]
         sysv: Object,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArrayCommand {
+    /// Make a new array, its elements zero (exclusive); print its name, or id:N for System V.
+    #[command(after_help = array::CREATE_HELP)]
+    Create {
+        /// /name, key:N, or private (a new System V segment without a key).
+        #[arg(value_name = "OBJ", value_parser = args::parse_new_object)]
+        object: NewObject,
+        /// The element type: i8 i16 i32 i64 u8 u16 u32 u64 f32 f64, or c32 c64 (complex of two
+        /// f32, of two f64).
+        #[arg(value_name = "TYPE", value_parser = array::parse_element)]
+        element: ElementType,
+        /// The dimensions, the first varying fastest: 640x480, 10, 2x3x4.
+        #[arg(value_name = "DIMS", value_parser = array::parse_dims)]
+        dims: Dims,
+        /// The permission bits, octal (0640 or 640).
+        #[arg(long, value_name = "MODE", value_parser = args::parse_mode, default_value = "0600")]
+        mode: Mode,
+    },
+    /// Print the values of an array in memory order (column-major).
+    #[command(after_help = array::SHOW_HELP)]
+    Show {
+        /// /name, key:N or id:N.
+        #[arg(value_name = "OBJ", value_parser = args::parse_object)]
+        object: Object,
+        /// How many values to print, from the first: a number, or all.
+        #[arg(long, value_name = "N", value_parser = array::parse_limit, default_value = "100")]
+        limit: usize,
     },
 }

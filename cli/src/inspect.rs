@@ -1,11 +1,14 @@
 //! `list` and `info`: what exists, read without attaching, opening or locking anything (see
-//! `ipcmem::inventory`), so that `nattch` and volatile objects are left as they are.
+//! `ipcmem::inventory`), so that `nattch` and volatile objects are left as they are; then the
+//! array each object holds (see `array::header_of`): `info` attaches a System V segment for it
+//! only after taking the segment's figures.
 
 use std::io::{self, Write};
 
 use ipcmem::inventory::{self, Filter};
 use ipcmem::Id;
 
+use crate::array;
 use crate::failure::{Failure, Outcome};
 use crate::report::{self, ObjectJson, Table};
 use crate::users::Users;
@@ -13,7 +16,9 @@ use crate::users::Users;
 /// The example of `list --help`.
 pub const LIST_HELP: &str = "\
 STATUS: volatile (held), abandoned (volatile, held by no one: `ipcmem gc` removes it),
-dest (System V, marked for removal: goes at its last detach), locked, or -.
+dest (System V, marked for removal: goes at its last detach), locked, and the shared array the
+object holds (`ipcmem array`, as f32 640x480), or -. list attaches no System V segment, so it
+shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's.
 
 Example:
   $ ipcmem list
@@ -25,8 +30,12 @@ Example:
 /// The example of `info --help`.
 pub const INFO_HELP: &str = "\
 JSON fields (null where a kind has none): kind, name, id, key, size, mode, uid, user, gid,
-nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use; then object,
-cuid, cgid, mtime, locked. nattch never counts this command: it attaches nothing.
+nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use, array ({\"type\":
+\"f32\", \"dims\": [640, 480]} for a shared array, else null); then object, cuid, cgid, mtime,
+locked. To read an array header, info attaches a System V segment read-only for a moment,
+after taking its figures: nattch never counts this command, but the segment then shows info as
+the last process to attach and detach (lpid, atime, dtime). A POSIX object is read as a file,
+neither mapped nor locked.
 
 Example:
   $ ipcmem info /frames --json
@@ -39,11 +48,20 @@ Example:
 
 /// `ipcmem list [--posix | --sysv] [--json]`.
 pub fn list(filter: Filter, json: bool) -> Outcome {
-    let objects = inventory::list(filter)?;
+    // The arrays of POSIX objects only: attaching every System V segment would rewrite the
+    // last attach and detach (pid, times) of each.
+    let objects: Vec<_> = inventory::list(filter)?
+        .into_iter()
+        .map(|info| {
+            let array = array::header_of(&info, false);
+            (info, array)
+        })
+        .collect();
     let mut users = Users::default();
     let text = if json {
-        let array: Vec<ObjectJson> = objects.iter().map(|info| ObjectJson::new(info, &mut users)).collect();
-        to_json(&array)
+        let shown: Vec<ObjectJson> =
+            objects.iter().map(|(info, array)| ObjectJson::new(info, array.as_ref(), &mut users)).collect();
+        to_json(&shown)
     } else {
         Table::new(&objects, &mut users).lines().join("\n")
     };
@@ -52,8 +70,10 @@ pub fn list(filter: Filter, json: bool) -> Outcome {
 
 /// `ipcmem info OBJ [--json]`.
 pub fn info(object: &Id, json: bool) -> Outcome {
+    // The figures (nattch, lpid, times) before the attach that reads a System V header.
     let found = inventory::info(object)?;
-    let shown = ObjectJson::new(&found, &mut Users::default());
+    let array = array::header_of(&found, true);
+    let shown = ObjectJson::new(&found, array.as_ref(), &mut Users::default());
     let text = if json { to_json(&shown) } else { report::info_lines(&shown).join("\n") };
     print_line(&text)
 }

@@ -5,6 +5,7 @@
 //! 2 a usage error (clap's message).
 
 mod args;
+mod array;
 mod cli;
 mod data;
 mod demo;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{ArrayCommand, Cli, Command};
 use crate::failure::Outcome;
 
 fn main() -> ExitCode {
@@ -40,6 +41,10 @@ fn run(command: Command) -> Outcome {
         Command::Chmod { object, mode } => manage::chmod(&object, mode),
         Command::Key { path, proj } => manage::key(&path, proj),
         Command::Gc { dry_run, json } => manage::gc(dry_run, json),
+        Command::Array(ArrayCommand::Create { object, element, dims, mode }) => {
+            array::create(&object, element, &dims, mode)
+        }
+        Command::Array(ArrayCommand::Show { object, limit }) => array::show(&object, limit),
         Command::Demo => demo::run(),
         Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
     }

@@ -131,7 +131,8 @@ pub fn chmod(object: &Id, mode: Mode) -> Outcome {
     set_mode(object, mode).map_err(Failure::from)
 }
 
-fn set_mode(object: &Id, mode: Mode) -> ipcmem::Result<()> {
+/// Sets the permission bits of an object of either kind.
+pub fn set_mode(object: &Id, mode: Mode) -> ipcmem::Result<()> {
     match object {
         Id::Name(name) => posix::chmod(name, mode),
         other => sysv::shmcfg(other, mode).map(|_| ()),

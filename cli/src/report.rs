@@ -1,6 +1,9 @@
 //! How objects are shown: the JSON of `list` and `info`, the table of `list`, the lines of
 //! `info`.
 
+use std::fmt;
+
+use ipcmem::array::Header;
 use ipcmem::inventory::{Kind, ObjectInfo};
 use serde::Serialize;
 
@@ -37,6 +40,9 @@ pub struct ObjectJson {
     pub marked_for_removal: bool,
     pub volatile: Option<bool>,
     pub in_use: Option<bool>,
+    /// The shared array the object holds (`ipcmem array`); `null` if none, or unread (a System V
+    /// segment in `list`, which attaches nothing).
+    pub array: Option<ArrayJson>,
     /// The object as the commands take it: `/name` or `id:N`.
     pub object: String,
     pub cuid: Option<u32>,
@@ -47,9 +53,31 @@ pub struct ObjectJson {
     pub locked: Option<bool>,
 }
 
+/// The element type and dimensions of a shared array: `{"type": "f32", "dims": [640, 480]}`.
+#[derive(Debug, Serialize)]
+pub struct ArrayJson {
+    #[serde(rename = "type")]
+    pub element: &'static str,
+    pub dims: Vec<usize>,
+}
+
+impl From<&Header> for ArrayJson {
+    fn from(header: &Header) -> ArrayJson {
+        ArrayJson { element: header.element().name(), dims: header.dims().to_vec() }
+    }
+}
+
+impl fmt::Display for ArrayJson {
+    /// `f32 640x480`, as the table shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dims: Vec<String> = self.dims.iter().map(usize::to_string).collect();
+        write!(f, "{} {}", self.element, dims.join("x"))
+    }
+}
+
 impl ObjectJson {
-    /// The JSON form of `info`.
-    pub fn new(info: &ObjectInfo, users: &mut Users) -> ObjectJson {
+    /// The JSON form of `info`, with the array the object holds.
+    pub fn new(info: &ObjectInfo, array: Option<&Header>, users: &mut Users) -> ObjectJson {
         ObjectJson {
             kind: kind_name(info.kind),
             name: info.name.clone(),
@@ -69,6 +97,7 @@ impl ObjectJson {
             marked_for_removal: info.marked_for_removal,
             volatile: info.volatile,
             in_use: info.in_use,
+            array: array.map(ArrayJson::from),
             object: info.object().to_string(),
             cuid: info.cuid,
             cgid: info.cgid,
@@ -87,7 +116,7 @@ fn kind_name(kind: Kind) -> &'static str {
 
 /// The lines of `info`: every JSON field, in the same order, `-` for null.
 pub fn info_lines(json: &ObjectJson) -> Vec<String> {
-    let fields: [(&str, String); 23] = [
+    let fields: [(&str, String); 24] = [
         ("object", json.object.clone()),
         ("kind", json.kind.to_owned()),
         ("name", shown(json.name.as_ref())),
@@ -111,6 +140,7 @@ pub fn info_lines(json: &ObjectJson) -> Vec<String> {
         ("locked", shown(json.locked)),
         ("volatile", shown(json.volatile)),
         ("in_use", shown(json.in_use)),
+        ("array", shown(json.array.as_ref())),
     ];
     let width = fields.iter().map(|(field, _)| field.len()).max().unwrap_or(0);
     fields.iter().map(|(field, value)| format!("{field:<width$}  {value}")).collect()
@@ -134,10 +164,10 @@ const RIGHT: [bool; COLUMNS] = [false, false, false, true, false, false, true, t
 const MAX_WIDTH: [usize; COLUMNS] = [5, 30, 10, 10, 4, 10, 6, 7, 9];
 
 impl Table {
-    /// The table of `objects`.
-    pub fn new(objects: &[ObjectInfo], users: &mut Users) -> Table {
+    /// The table of `objects`, each with the array it holds.
+    pub fn new(objects: &[(ObjectInfo, Option<Header>)], users: &mut Users) -> Table {
         let mut rows = vec![HEADER.map(str::to_owned)];
-        rows.extend(objects.iter().map(|info| row(info, users)));
+        rows.extend(objects.iter().map(|(info, array)| row(info, array.as_ref(), users)));
         Table { rows }
     }
 
@@ -172,7 +202,7 @@ impl Table {
     }
 }
 
-fn row(info: &ObjectInfo, users: &mut Users) -> [String; COLUMNS] {
+fn row(info: &ObjectInfo, array: Option<&Header>, users: &mut Users) -> [String; COLUMNS] {
     let dash = || "-".to_owned();
     [
         kind_name(info.kind).to_owned(),
@@ -183,7 +213,7 @@ fn row(info: &ObjectInfo, users: &mut Users) -> [String; COLUMNS] {
         users.name(info.uid).unwrap_or_else(|| info.uid.to_string()),
         info.nattch.map_or_else(dash, |n| n.to_string()),
         info.cpid.map_or_else(dash, |pid| pid.to_string()),
-        status(info),
+        status(info, array),
     ]
 }
 
@@ -198,8 +228,10 @@ pub fn compact_size(size: u64) -> String {
 }
 
 /// The STATUS column: `volatile` (held), `abandoned` (volatile, no holder: `gc` removes it),
-/// `dest` (marked for removal), `locked`, or `-`.
-fn status(info: &ObjectInfo) -> String {
+/// `dest` (marked for removal), `locked`, and the array the object holds (`f32 640x480`), or `-`.
+/// The array is a word of STATUS, the last column, rather than a column of its own: only the
+/// lines of arrays grow, and the table keeps within 100 columns for ordinary names.
+fn status(info: &ObjectInfo, array: Option<&Header>) -> String {
     let words: Vec<&str> = match info.kind {
         Kind::Posix if info.is_abandoned() => vec!["abandoned"],
         Kind::Posix if info.volatile == Some(true) => vec!["volatile"],
@@ -209,6 +241,8 @@ fn status(info: &ObjectInfo) -> String {
             .filter_map(|(set, word)| set.then_some(word))
             .collect(),
     };
+    let array = array.map(Header::to_string);
+    let words: Vec<&str> = words.into_iter().chain(array.as_deref()).collect();
     if words.is_empty() {
         "-".to_owned()
     } else {

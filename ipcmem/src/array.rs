@@ -592,11 +592,17 @@ pub fn try_inspect(obj: impl Into<Id>) -> Option<Header> {
 fn peek_posix(name: &str) -> Option<Header> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
     crate::posix::check_name(name).ok()?;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(crate::posix::path_of(name))
-        .ok()?;
+    let path = crate::posix::path_of(name);
+    let open = |flags| {
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | flags).open(&path)
+    };
+    // O_NOATIME: a look must not change the access time that listings show. Only the owner
+    // (or root) may ask for it; anyone else reads as usual.
+    let file = match open(libc::O_NOATIME) {
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => open(0),
+        opened => opened,
+    }
+    .ok()?;
     let metadata = file.metadata().ok()?;
     if !metadata.is_file() {
         return None;
