@@ -14,6 +14,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{self, AtFlags, FlockOperation, Mode, OFlags, XattrFlags, CWD};
 use rustix::io::Errno;
@@ -148,15 +149,13 @@ struct Identity {
 }
 
 impl Identity {
-    fn of(fd: impl AsFd) -> rustix::io::Result<Identity> {
-        let stat = fs::fstat(fd)?;
-        Ok(Identity { dev: stat.st_dev, ino: stat.st_ino })
+    fn of(stat: &fs::Stat) -> Identity {
+        Identity { dev: stat.st_dev, ino: stat.st_ino }
     }
 
     /// Whether `name` still names this inode.
     fn is_named(self, name: &str) -> bool {
-        fs::statat(CWD, path_of(name), AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|stat| Identity { dev: stat.st_dev, ino: stat.st_ino } == self)
+        fs::statat(CWD, path_of(name), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == self)
     }
 }
 
@@ -168,18 +167,22 @@ impl Object {
         let name = spec.name;
         check_name(name)?;
         let size = object_size(name, spec.len)?;
-        let fd = fs::openat(CWD, SHM_DIR, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::RUSR | Mode::WUSR)
+        let mode = Mode::from_raw_mode(spec.perms | 0o600);
+        let fd = fs::openat(CWD, SHM_DIR, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode)
             .map_err(|errno| Error::from_errno(&name, "open(O_TMPFILE) in /dev/shm", errno))?;
+        // One fstat gives the identity and the mode the umask left.
+        let stat = fs::fstat(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
+        let identity = Identity::of(&stat);
         give_space(name, &fd, size, spec.reserve)?;
-        // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
-        fs::fchmod(&fd, Mode::from_raw_mode(spec.perms | 0o600))
-            .map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
+        if Mode::from_raw_mode(stat.st_mode) != mode {
+            // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
+            fs::fchmod(&fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
+        }
         if spec.volatile {
             mark_volatile(name, &fd)?;
             fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
         }
         let mapping = Mapping::new(name, &fd, spec.len, false)?;
-        let identity = Identity::of(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
         Ok(Object { name: name.to_owned(), mapping, identity, fd: Some(fd), volatile: spec.volatile })
     }
 
@@ -211,7 +214,7 @@ impl Object {
         })?;
         let stat = fs::fstat(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
         let len = mappable_len(name, &stat)?;
-        let identity = Identity { dev: stat.st_dev, ino: stat.st_ino };
+        let identity = Identity::of(&stat);
         let volatile = is_marked_volatile(&fd);
         if volatile {
             fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
@@ -259,7 +262,8 @@ impl Drop for Object {
         // Drop our shared lock, then ask for the exclusive one without waiting: it is granted
         // only if no other handle, in any process, still holds the object. Of several last
         // holders dropping at once at least one gets it, as each gives up its own lock first.
-        let _ = fs::flock(&fd, FlockOperation::Unlock);
+        // A conversion is that very sequence in one call: flock(2) removes the existing lock
+        // first, then tries the new one (and leaves none if it fails, which is fine here).
         if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && self.identity.is_named(&self.name) {
             let _ = fs::unlinkat(CWD, path_of(&self.name), AtFlags::empty());
         }
@@ -341,14 +345,36 @@ pub(crate) fn is_marked_volatile(fd: impl AsFd) -> bool {
     fs::fgetxattr(fd, VOLATILE_XATTR, &mut [0_u8; 8]).is_ok()
 }
 
+/// Set once linking a descriptor itself was refused, so that later links go through `/proc`
+/// first and do not pay for the refusal each time.
+static EMPTY_PATH_REFUSED: AtomicBool = AtomicBool::new(false);
+
 /// Gives the nameless object at `fd` its name; fails with `AlreadyExists` if the name is taken.
+///
+/// Linking the descriptor itself (`AT_EMPTY_PATH`) is the cheaper way: no walk through
+/// `/proc`. Before Linux 6.10 it needs `CAP_DAC_READ_SEARCH`, and the kernel says `ENOENT`
+/// without it; then the `/proc/self/fd` link does the same. Either way round, the other way is
+/// tried on `ENOENT`.
 fn link(name: &str, fd: &OwnedFd) -> Result<()> {
     let target = path_of(name);
-    let through_proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let linked = match fs::linkat(CWD, through_proc.as_str(), CWD, target.as_str(), AtFlags::SYMLINK_FOLLOW) {
-        // Without /proc, link the descriptor itself (needs CAP_DAC_READ_SEARCH before Linux 6.10).
-        Err(Errno::NOENT) => fs::linkat(fd, "", CWD, target.as_str(), AtFlags::EMPTY_PATH),
-        other => other,
+    let directly = || fs::linkat(fd, "", CWD, target.as_str(), AtFlags::EMPTY_PATH);
+    let through_proc = || {
+        let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        fs::linkat(CWD, proc_path.as_str(), CWD, target.as_str(), AtFlags::SYMLINK_FOLLOW)
+    };
+    let linked = if EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
+        through_proc().or_else(|errno| if errno == Errno::NOENT { directly() } else { Err(errno) })
+    } else {
+        directly().or_else(|errno| {
+            if errno != Errno::NOENT {
+                return Err(errno);
+            }
+            let linked = through_proc();
+            if linked.is_ok() {
+                EMPTY_PATH_REFUSED.store(true, Ordering::Relaxed);
+            }
+            linked
+        })
     };
     linked.map_err(|errno| Error::from_errno(&name, "link into /dev/shm", errno))
 }
