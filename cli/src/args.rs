@@ -1,11 +1,36 @@
 //! The syntax of arguments: objects, sizes, counts and modes. A value that does not parse is a
 //! usage error (exit status 2), reported by clap with the reason given here.
 
-use ipcmem::inventory::Filter;
+use std::fmt;
+
+use ipcmem::inventory::{self, Filter};
 use ipcmem::{Id, Key};
 
 /// An existing object: `/name`, `key:N` or `id:N` (never `private`).
 pub type Object = Id;
+
+/// What `info`, `rm` and `chmod` take: an existing shared memory object, or a named semaphore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `/name`, `key:N` or `id:N`.
+    Memory(Object),
+    /// `sem:/name`: the named semaphore `/name` (as `sem_open` takes it), the file
+    /// `/dev/shm/sem.name`.
+    Semaphore(String),
+}
+
+impl fmt::Display for Target {
+    /// The target as it is written on the command line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Memory(id) => write!(f, "{id}"),
+            Target::Semaphore(name) => write!(f, "{SEMAPHORE_PREFIX}{name}"),
+        }
+    }
+}
+
+/// What names a semaphore on the command line: `sem:/name`.
+const SEMAPHORE_PREFIX: &str = "sem:";
 
 /// An object to make: `/name`, `key:N`, or `private` (a key of [`Key::PRIVATE`]).
 pub type NewObject = Id;
@@ -20,6 +45,8 @@ Objects (OBJ):
   key:N      a System V segment by key (N decimal or 0x hex)
   id:N       a System V segment by id
   private    (create only) a new System V segment without a key
+  sem:/name  (list, info, rm and chmod only) the named semaphore /name, as sem_open(3) takes
+             it: the file /dev/shm/sem.name
 
 Example:
   $ ipcmem create /frames 4MiB --mode 0640
@@ -38,6 +65,20 @@ pub fn parse_object(text: &str) -> Result<Object, String> {
     Ok(id)
 }
 
+/// Parses what `info`, `rm` and `chmod` take: an existing object, or `sem:/name`.
+pub fn parse_target(text: &str) -> Result<Target, String> {
+    let Some(name) = text.strip_prefix(SEMAPHORE_PREFIX) else {
+        return parse_object(text).map(Target::Memory);
+    };
+    match inventory::check_semaphore_name(name) {
+        Ok(()) => Ok(Target::Semaphore(name.to_owned())),
+        Err(ipcmem::Error::InvalidName { rule, .. }) => {
+            Err(format!("sem:/name names a semaphore as sem_open takes it, /name; {name:?} breaks a rule: {rule}"))
+        }
+        Err(other) => Err(other.to_string()),
+    }
+}
+
 /// Parses an object to make; an id is refused, as it names an existing segment.
 pub fn parse_new_object(text: &str) -> Result<NewObject, String> {
     let id = parse_any(text)?;
@@ -48,6 +89,11 @@ pub fn parse_new_object(text: &str) -> Result<NewObject, String> {
 }
 
 fn parse_any(text: &str) -> Result<Id, String> {
+    if text.starts_with(SEMAPHORE_PREFIX) {
+        return Err("sem:/name names a named semaphore, which only list, info, rm and chmod take: \
+                    this command takes shared memory, /name, key:N or id:N"
+            .into());
+    }
     text.parse::<Id>().map_err(|error| match error {
         ipcmem::Error::InvalidArgument { reason, .. } => reason,
         other => other.to_string(),
@@ -98,11 +144,12 @@ pub fn parse_mode(text: &str) -> Result<Mode, String> {
     Ok(mode)
 }
 
-/// The filter of `list` for its flags.
-pub fn filter(posix: bool, sysv: bool) -> Filter {
-    match (posix, sysv) {
-        (true, false) => Filter::Posix,
-        (false, true) => Filter::SysV,
+/// The filter of `list` for its flags (clap lets at most one be set).
+pub fn filter(posix: bool, sysv: bool, sem: bool) -> Filter {
+    match (posix, sysv, sem) {
+        (true, false, false) => Filter::Posix,
+        (false, true, false) => Filter::SysV,
+        (false, false, true) => Filter::Semaphores,
         _ => Filter::All,
     }
 }
@@ -144,5 +191,19 @@ mod tests {
         assert_eq!(parse_new_object("private"), Ok(Id::Key(Key::PRIVATE)));
         assert!(parse_object("a").is_err());
         assert!(parse_object("/a/b").is_err());
+    }
+
+    #[test]
+    fn semaphores() {
+        assert_eq!(parse_target("sem:/a"), Ok(Target::Semaphore("/a".into())));
+        assert_eq!(parse_target("/a"), Ok(Target::Memory(Id::Name("/a".into()))));
+        assert_eq!(Target::Semaphore("/a".into()).to_string(), "sem:/a");
+        let longest = format!("sem:/{}", "x".repeat(251));
+        assert!(parse_target(&longest).is_ok());
+        for bad in ["sem:", "sem:a", "sem:/", "sem:/a/b", "sem:/..", "sem:sem:/a", "private", &format!("{longest}x")] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+        assert!(parse_object("sem:/a").is_err());
+        assert!(parse_new_object("sem:/a").is_err());
     }
 }

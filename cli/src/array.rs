@@ -4,7 +4,7 @@
 use std::io::{self, BufWriter, Write};
 
 use ipcmem::array::{self, Complex32, Complex64, Element, ElementType, Header, MAX_DIMS};
-use ipcmem::inventory::ObjectInfo;
+use ipcmem::inventory::{Kind, ObjectInfo};
 use ipcmem::{Id, SharedArray, SharedMemory};
 
 use crate::args::Mode;
@@ -235,6 +235,8 @@ fn complex(re: &str, im_negative: bool, im_magnitude: &str) -> String {
 /// figures, and `list`, which would rewrite those of every segment, does not.
 pub fn header_of(object: &ObjectInfo, attach: bool) -> Option<Header> {
     match (&object.name, object.id) {
+        // A semaphore's name is not that of a shared memory object, and it holds no array.
+        _ if object.kind == Kind::Semaphore => None,
         (Some(name), _) => array::try_inspect(name),
         (None, Some(id)) if attach => array::try_inspect(id),
         _ => None,

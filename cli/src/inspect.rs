@@ -1,13 +1,13 @@
-//! `list` and `info`: what exists, read without attaching, opening or locking anything (see
-//! `ipcmem::inventory`), so that `nattch` and volatile objects are left as they are; then the
-//! array each object holds (see `array::header_of`): `info` attaches a System V segment for it
-//! only after taking the segment's figures.
+//! `list` and `info`: what exists, read without attaching, mapping or locking anything (see
+//! `ipcmem::inventory`), so that `nattch` and volatile objects and semaphores are left as they
+//! are; then the array each object holds (see `array::header_of`): `info` attaches a System V
+//! segment for it only after taking the segment's figures.
 
 use std::io::{self, Write};
 
 use ipcmem::inventory::{self, Filter};
-use ipcmem::Id;
 
+use crate::args::Target;
 use crate::array;
 use crate::failure::{Failure, Outcome};
 use crate::report::{self, ObjectJson, Table};
@@ -15,24 +15,33 @@ use crate::users::Users;
 
 /// The example of `list --help`.
 pub const LIST_HELP: &str = "\
+Named semaphores (/dev/shm/sem.NAME, KIND sem) are listed as sem:/NAME, after the POSIX
+objects; --posix leaves them out, --sem lists only them.
+
 STATUS: volatile (held), abandoned (volatile, held by no one: `ipcmem gc` removes it),
 dest (System V, marked for removal: goes at its last detach), locked, and the shared array the
 object holds (`ipcmem array`, as f32 640x480), or -. list attaches no System V segment, so it
-shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's.
+shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's. For a semaphore:
+value=N, its count, and volatile (made volatile by ipcmem, held) or unheld (volatile, held by no
+ipcmem handle: gc leaves semaphores, `ipcmem rm sem:/NAME` removes it).
 
 Example:
   $ ipcmem list
-  KIND   OBJECT   KEY         SIZE  MODE  OWNER  NATTCH  CPID  STATUS
-  posix  /frames  -           4MiB  0640  root        -     -  -
-  sysv   id:3     0x2a0010ff  1000  0600  root        1  4242  -
-  $ ipcmem list --sysv --json";
+  KIND   OBJECT      KEY         SIZE  MODE  OWNER  NATTCH  CPID  STATUS
+  posix  /frames     -           4MiB  0640  root        -     -  -
+  sem    sem:/ready  -             32  0600  root        -     -  value=2
+  sysv   id:3        0x2a0010ff  1000  0600  root        1  4242  -
+  $ ipcmem list --sysv --json
+  $ ipcmem list --sem";
 
 /// The example of `info --help`.
 pub const INFO_HELP: &str = "\
 JSON fields (null where a kind has none): kind, name, id, key, size, mode, uid, user, gid,
 nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use, array ({\"type\":
 \"f32\", \"dims\": [640, 480]} for a shared array, else null); then object, cuid, cgid, mtime,
-locked. To read an array header, info attaches a System V segment read-only for a moment,
+locked, value (the count of a named semaphore). kind is \"posix\", \"sysv\" or \"semaphore\"
+(sem:/name: its name is /name, as sem_open takes it; its count is read from its file, which is
+neither opened as a semaphore nor locked, so a volatile semaphore is never removed by a look). To read an array header, info attaches a System V segment read-only for a moment,
 after taking its figures: nattch never counts this command, but the segment then shows info as
 the last process to attach and detach (lpid, atime, dtime). A POSIX object is read as a file,
 neither mapped nor locked.
@@ -44,9 +53,10 @@ Example:
     \"name\": \"/frames\",
     \"size\": 4194304,
     ...
-  $ ipcmem info key:0x2a0010ff";
+  $ ipcmem info key:0x2a0010ff
+  $ ipcmem info sem:/ready --json";
 
-/// `ipcmem list [--posix | --sysv] [--json]`.
+/// `ipcmem list [--posix | --sysv | --sem] [--json]`.
 pub fn list(filter: Filter, json: bool) -> Outcome {
     // The arrays of POSIX objects only: attaching every System V segment would rewrite the
     // last attach and detach (pid, times) of each.
@@ -69,9 +79,12 @@ pub fn list(filter: Filter, json: bool) -> Outcome {
 }
 
 /// `ipcmem info OBJ [--json]`.
-pub fn info(object: &Id, json: bool) -> Outcome {
+pub fn info(target: &Target, json: bool) -> Outcome {
     // The figures (nattch, lpid, times) before the attach that reads a System V header.
-    let found = inventory::info(object)?;
+    let found = match target {
+        Target::Memory(object) => inventory::info(object)?,
+        Target::Semaphore(name) => inventory::semaphore(name)?,
+    };
     let array = array::header_of(&found, true);
     let shown = ObjectJson::new(&found, array.as_ref(), &mut Users::default());
     let text = if json { to_json(&shown) } else { report::info_lines(&shown).join("\n") };

@@ -33,7 +33,7 @@ fn run(command: Command) -> Outcome {
     match command {
         Command::Create { object, size, mode, volatile, hold } => manage::create(&object, size, mode, volatile, hold),
         Command::Hold { object } => manage::hold(&object),
-        Command::List { posix, sysv, json } => inspect::list(args::filter(posix, sysv), json),
+        Command::List { posix, sysv, sem, json } => inspect::list(args::filter(posix, sysv, sem), json),
         Command::Info { object, json } => inspect::info(&object, json),
         Command::Rm { objects, force } => manage::rm(&objects, force),
         Command::Read { object, offset, length } => data::read(&object, offset, length),

@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use ipcmem::gc::{self, Collected};
-use ipcmem::{inventory, posix, sysv, Id, Key, SharedMemory};
+use ipcmem::{inventory, posix, sysv, Id, Key, Semaphore, SharedMemory};
 use serde::Serialize;
 
-use crate::args::Mode;
+use crate::args::{Mode, Target};
 use crate::failure::{self, Failure, Outcome};
 use crate::inspect::print_line;
 use crate::signals;
@@ -35,15 +35,23 @@ Example:
 
 /// The example of `rm --help`.
 pub const RM_HELP: &str = "\
+sem:/name removes the name of a named semaphore, as sem_unlink(3): processes that have it open
+keep using it.
+
 Example:
   $ ipcmem rm /frames id:3
+  $ ipcmem rm sem:/ready
   $ ipcmem rm --force /maybe-gone";
 
 /// The example of `chmod --help`.
 pub const CHMOD_HELP: &str = "\
+A named semaphore (sem:/name) takes a mode as a POSIX object does: its file in /dev/shm is
+changed; processes that have it open keep the access they had.
+
 Example:
   $ ipcmem chmod /frames 0644
-  $ ipcmem chmod id:3 600";
+  $ ipcmem chmod id:3 600
+  $ ipcmem chmod sem:/ready 0660";
 
 /// The example of `key --help`.
 pub const KEY_HELP: &str = "\
@@ -56,7 +64,8 @@ Example:
 pub const GC_HELP: &str = "\
 Only volatile POSIX objects of the calling user that no process holds (their holders were
 killed); never a persistent object, one in use, or another user's. Volatile System V segments
-need no collection: the kernel frees them at their last detach.
+need no collection: the kernel frees them at their last detach. Named semaphores are never
+collected, volatile or not: `ipcmem rm sem:/NAME` removes one.
 
 Example:
   $ ipcmem gc --dry-run
@@ -96,7 +105,7 @@ pub fn hold(object: &Id) -> Outcome {
 }
 
 /// `ipcmem rm OBJ... [--force]`: each object in turn; one that fails does not stop the others.
-pub fn rm(objects: &[Id], force: bool) -> Outcome {
+pub fn rm(objects: &[Target], force: bool) -> Outcome {
     let mut failed = false;
     for object in objects {
         match remove(object) {
@@ -115,8 +124,16 @@ pub fn rm(objects: &[Id], force: bool) -> Outcome {
     }
 }
 
-/// Removes one object; a missing one is `NotFound`.
-fn remove(object: &Id) -> ipcmem::Result<()> {
+/// Removes one object or semaphore; a missing one is `NotFound`.
+fn remove(target: &Target) -> ipcmem::Result<()> {
+    let object = match target {
+        Target::Memory(object) => object,
+        Target::Semaphore(name) => {
+            // Looked up first: unlinking a missing semaphore is no error for the library.
+            inventory::semaphore(name)?;
+            return Semaphore::unlink(name).map_err(|error| renamed(error, target));
+        }
+    };
     // Resolved first: a key names its segment's id, which is what is removed.
     let found = inventory::info(object)?;
     match (object, found.id) {
@@ -127,8 +144,31 @@ fn remove(object: &Id) -> ipcmem::Result<()> {
 }
 
 /// `ipcmem chmod OBJ MODE`.
-pub fn chmod(object: &Id, mode: Mode) -> Outcome {
-    set_mode(object, mode).map_err(Failure::from)
+pub fn chmod(target: &Target, mode: Mode) -> Outcome {
+    match target {
+        Target::Memory(object) => set_mode(object, mode)?,
+        Target::Semaphore(name) => {
+            // Its file, `/sem.NAME`, is changed as a POSIX object is.
+            let file = inventory::semaphore(name)?.object();
+            set_mode(&file, mode).map_err(|error| renamed(error, target))?;
+        }
+    }
+    Ok(())
+}
+
+/// `error` about the semaphore `target` rather than the object the library named: the
+/// semaphore's file (`/sem.NAME`) or its name (`/NAME`), both of which read as POSIX objects.
+fn renamed(mut error: ipcmem::Error, target: &Target) -> ipcmem::Error {
+    match &mut error {
+        ipcmem::Error::NotFound { object, .. }
+        | ipcmem::Error::AlreadyExists { object }
+        | ipcmem::Error::PermissionDenied { object, .. }
+        | ipcmem::Error::InvalidArgument { object, .. }
+        | ipcmem::Error::LimitExceeded { object, .. }
+        | ipcmem::Error::Os { object, .. } => *object = target.to_string(),
+        _ => {}
+    }
+    error
 }
 
 /// Sets the permission bits of an object of either kind.

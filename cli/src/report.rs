@@ -13,9 +13,9 @@ use crate::users::Users;
 /// it add what else is known. `null` where a kind has no such field.
 #[derive(Debug, Serialize)]
 pub struct ObjectJson {
-    /// `"posix"` or `"sysv"`.
+    /// `"posix"`, `"semaphore"` or `"sysv"`.
     pub kind: &'static str,
-    /// `/name` (POSIX).
+    /// `/name` (POSIX; for a named semaphore, as `sem_open` takes it).
     pub name: Option<String>,
     /// The segment id (System V).
     pub id: Option<i32>,
@@ -43,7 +43,7 @@ pub struct ObjectJson {
     /// The shared array the object holds (`ipcmem array`); `null` if none, or unread (a System V
     /// segment in `list`, which attaches nothing).
     pub array: Option<ArrayJson>,
-    /// The object as the commands take it: `/name` or `id:N`.
+    /// The object as the commands take it: `/name`, `id:N` or `sem:/name`.
     pub object: String,
     pub cuid: Option<u32>,
     pub cgid: Option<u32>,
@@ -51,6 +51,8 @@ pub struct ObjectJson {
     pub mtime: Option<i64>,
     /// Locked in memory (System V).
     pub locked: Option<bool>,
+    /// The count of a named semaphore, `null` if unreadable.
+    pub value: Option<u32>,
 }
 
 /// The element type and dimensions of a shared array: `{"type": "f32", "dims": [640, 480]}`.
@@ -98,11 +100,12 @@ impl ObjectJson {
             volatile: info.volatile,
             in_use: info.in_use,
             array: array.map(ArrayJson::from),
-            object: info.object().to_string(),
+            object: info.label(),
             cuid: info.cuid,
             cgid: info.cgid,
             mtime: info.mtime,
             locked: info.locked,
+            value: info.value,
         }
     }
 }
@@ -110,13 +113,14 @@ impl ObjectJson {
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Posix => "posix",
+        Kind::Semaphore => "semaphore",
         Kind::SysV => "sysv",
     }
 }
 
 /// The lines of `info`: every JSON field, in the same order, `-` for null.
 pub fn info_lines(json: &ObjectJson) -> Vec<String> {
-    let fields: [(&str, String); 24] = [
+    let fields: [(&str, String); 25] = [
         ("object", json.object.clone()),
         ("kind", json.kind.to_owned()),
         ("name", shown(json.name.as_ref())),
@@ -141,6 +145,7 @@ pub fn info_lines(json: &ObjectJson) -> Vec<String> {
         ("volatile", shown(json.volatile)),
         ("in_use", shown(json.in_use)),
         ("array", shown(json.array.as_ref())),
+        ("value", shown(json.value)),
     ];
     let width = fields.iter().map(|(field, _)| field.len()).max().unwrap_or(0);
     fields.iter().map(|(field, value)| format!("{field:<width$}  {value}")).collect()
@@ -204,9 +209,11 @@ impl Table {
 
 fn row(info: &ObjectInfo, array: Option<&Header>, users: &mut Users) -> [String; COLUMNS] {
     let dash = || "-".to_owned();
+    // `semaphore` would widen the KIND column of every row.
+    let kind = if info.kind == Kind::Semaphore { "sem" } else { kind_name(info.kind) };
     [
-        kind_name(info.kind).to_owned(),
-        info.object().to_string(),
+        kind.to_owned(),
+        info.label(),
         info.key.map_or_else(dash, |key| format!("{:#010x}", key.as_raw().cast_unsigned())),
         compact_size(info.size),
         format!("{:04o}", info.mode),
@@ -228,7 +235,8 @@ pub fn compact_size(size: u64) -> String {
 }
 
 /// The STATUS column: `volatile` (held), `abandoned` (volatile, no holder: `gc` removes it),
-/// `dest` (marked for removal), `locked`, and the array the object holds (`f32 640x480`), or `-`.
+/// `dest` (marked for removal), `locked`, and the array the object holds (`f32 640x480`), or `-`;
+/// for a semaphore, `volatile` (held) or `unheld` (`gc` leaves semaphores), and `value=N`.
 /// The array is a word of STATUS, the last column, rather than a column of its own: only the
 /// lines of arrays grow, and the table keeps within 100 columns for ordinary names.
 fn status(info: &ObjectInfo, array: Option<&Header>) -> String {
@@ -236,13 +244,19 @@ fn status(info: &ObjectInfo, array: Option<&Header>) -> String {
         Kind::Posix if info.is_abandoned() => vec!["abandoned"],
         Kind::Posix if info.volatile == Some(true) => vec!["volatile"],
         Kind::Posix => Vec::new(),
+        Kind::Semaphore => match (info.volatile, info.in_use) {
+            (Some(true), Some(false)) => vec!["unheld"],
+            (Some(true), _) => vec!["volatile"],
+            _ => Vec::new(),
+        },
         Kind::SysV => [(info.marked_for_removal, "dest"), (info.locked == Some(true), "locked")]
             .into_iter()
             .filter_map(|(set, word)| set.then_some(word))
             .collect(),
     };
     let array = array.map(Header::to_string);
-    let words: Vec<&str> = words.into_iter().chain(array.as_deref()).collect();
+    let value = info.value.map(|value| format!("value={value}"));
+    let words: Vec<&str> = words.into_iter().chain(array.as_deref()).chain(value.as_deref()).collect();
     if words.is_empty() {
         "-".to_owned()
     } else {

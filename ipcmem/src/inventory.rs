@@ -1,17 +1,23 @@
-//! What shared memory exists: every POSIX object of `/dev/shm` and every System V segment, with
-//! all the system knows of each, read without opening, attaching or locking anything.
+//! What shared memory exists: every POSIX object of `/dev/shm`, every named POSIX semaphore
+//! (`/dev/shm/sem.NAME`) and every System V segment, with all the system knows of each, read
+//! without mapping, attaching or locking anything.
 //!
 //! Looking must not disturb what it looks at: an attachment would count in `nattch`, and a
 //! probing lock on a volatile object could make its last holder believe that someone else still
 //! holds it (and so leave it behind). So POSIX objects are read with `lstat` and `lgetxattr`,
-//! their holders from `/proc/locks`, and System V segments from `/proc/sysvipc/shm` (which also
-//! lists the segments the caller may not read), or `IPC_STAT` where `/proc` is missing.
+//! their holders from `/proc/locks`, the count of a semaphore with `pread` of its file, and
+//! System V segments from `/proc/sysvipc/shm` (which also lists the segments the caller may not
+//! read), or `IPC_STAT` where `/proc` is missing.
 //!
 //! ```
 //! use ipcmem::inventory::{self, Filter, Kind};
 //! for object in inventory::list(Filter::All)? {
-//!     let what = if object.kind == Kind::Posix { "POSIX object" } else { "System V segment" };
-//!     println!("{what} {}: {} bytes, mode {:04o}", object.object(), object.size, object.mode);
+//!     let what = match object.kind {
+//!         Kind::Posix => "POSIX object",
+//!         Kind::Semaphore => "named semaphore",
+//!         Kind::SysV => "System V segment",
+//!     };
+//!     println!("{what} {}: {} bytes, mode {:04o}", object.label(), object.size, object.mode);
 //! }
 //! # Ok::<(), ipcmem::Error>(())
 //! ```
@@ -24,13 +30,16 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 use crate::key::{Id, Key, ShmId};
 use crate::posix::{self, SHM_DIR, VOLATILE_XATTR};
+use crate::semaphore;
 use crate::sysv::{self, SHM_DEST, SHM_LOCKED};
 
-/// The kind of a shared memory object.
+/// The kind of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A POSIX named object, a file of `/dev/shm`.
     Posix,
+    /// A named POSIX semaphore (see [`crate::Semaphore`]), the file `/dev/shm/sem.NAME`.
+    Semaphore,
     /// A System V segment.
     SysV,
 }
@@ -38,21 +47,36 @@ pub enum Kind {
 /// Which objects [`list`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Filter {
-    /// Both kinds.
+    /// Every kind.
     #[default]
     All,
-    /// POSIX objects only.
+    /// POSIX shared memory objects only (no named semaphores).
     Posix,
+    /// Named POSIX semaphores only.
+    Semaphores,
     /// System V segments only.
     SysV,
+}
+
+impl Filter {
+    /// Whether objects of `kind` pass.
+    pub fn admits(self, kind: Kind) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Posix => kind == Kind::Posix,
+            Filter::Semaphores => kind == Kind::Semaphore,
+            Filter::SysV => kind == Kind::SysV,
+        }
+    }
 }
 
 /// All that is known of one object. Fields a kind does not have are `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
-    /// POSIX object or System V segment.
+    /// POSIX object, named semaphore or System V segment.
     pub kind: Kind,
-    /// The POSIX name, with its leading slash.
+    /// The POSIX name, with its leading slash; for a named semaphore, the name as `sem_open`
+    /// takes it (`/NAME` for the file `/dev/shm/sem.NAME`).
     pub name: Option<String>,
     /// The System V segment id.
     pub id: Option<ShmId>,
@@ -61,7 +85,7 @@ pub struct ObjectInfo {
     pub key: Option<Key>,
     /// The exact size in bytes.
     pub size: u64,
-    /// The permission bits (for POSIX objects also set-id and sticky bits, if any).
+    /// The permission bits (for POSIX objects and semaphores also set-id and sticky bits, if any).
     pub mode: u32,
     /// The owner's user id.
     pub uid: u32,
@@ -78,36 +102,51 @@ pub struct ObjectInfo {
     pub cpid: Option<i32>,
     /// The process id of the last attach or detach (System V).
     pub lpid: Option<i32>,
-    /// The last access (POSIX) or attach (System V, `None` if never), Unix seconds.
+    /// The last access (POSIX, semaphore) or attach (System V, `None` if never), Unix seconds.
     pub atime: Option<i64>,
     /// The last detach, Unix seconds (System V, `None` if never).
     pub dtime: Option<i64>,
-    /// The last modification of the contents, Unix seconds (POSIX).
+    /// The last modification of the contents, Unix seconds (POSIX, semaphore).
     pub mtime: Option<i64>,
     /// The last change of the object's attributes, Unix seconds.
     pub ctime: i64,
     /// Whether a System V segment is marked for removal (`SHM_DEST`): it goes at its last
-    /// detach. Always false for a POSIX object, whose name is gone once removed.
+    /// detach. Always false for a POSIX object or semaphore, whose name is gone once removed.
     pub marked_for_removal: bool,
     /// Whether a System V segment is locked in memory (`SHM_LOCKED`).
     pub locked: Option<bool>,
-    /// Whether the object is destroyed when no longer used: a POSIX object with the volatile
-    /// marker, a System V segment marked for removal. `None` where the caller may not read the
-    /// marker.
+    /// Whether the object is destroyed when no longer used: a POSIX object or semaphore with
+    /// the volatile marker (made so by ipcmem), a System V segment marked for removal. `None`
+    /// where the caller may not read the marker.
     pub volatile: Option<bool>,
-    /// Whether anyone uses it: for a volatile POSIX object, whether a handle holds it; for a
-    /// System V segment, whether it is attached. `None` for a persistent POSIX object (its
-    /// users leave no trace), or where it cannot be known.
+    /// Whether anyone uses it: for a volatile POSIX object or semaphore, whether an ipcmem handle
+    /// holds it; for a System V segment, whether it is attached. `None` for a persistent POSIX
+    /// object or semaphore (its users leave no trace), or where it cannot be known.
     pub in_use: Option<bool>,
+    /// The current count of a named semaphore, as `sem_getvalue` gives it (other processes may
+    /// change it at any time); `None` for shared memory, or where the caller may not read it.
+    pub value: Option<u32>,
 }
 
 impl ObjectInfo {
-    /// The object as the `ipcmem` command names it: `/name` or `id:N`.
+    /// The object as the library's shared memory calls ([`crate::SharedMemory`],
+    /// [`crate::shmrm`]) take it: `/name` or `id:N`; for a named semaphore, its file, the
+    /// shared memory object `/sem.NAME`.
     pub fn object(&self) -> Id {
-        match (&self.name, self.id) {
-            (Some(name), _) => Id::Name(name.clone()),
-            (None, Some(id)) => Id::Shm(id),
-            (None, None) => Id::Shm(ShmId::default()),
+        match (self.kind, &self.name, self.id) {
+            (Kind::Semaphore, Some(name), _) => Id::Name(semaphore_file(name)),
+            (_, Some(name), _) => Id::Name(name.clone()),
+            (_, None, Some(id)) => Id::Shm(id),
+            (_, None, None) => Id::Shm(ShmId::default()),
+        }
+    }
+
+    /// The object as the `ipcmem` command names it: `/name`, `id:N`, or `sem:/name` for a named
+    /// semaphore.
+    pub fn label(&self) -> String {
+        match (self.kind, &self.name) {
+            (Kind::Semaphore, Some(name)) => semaphore_label(name),
+            _ => self.object().to_string(),
         }
     }
 
@@ -118,14 +157,18 @@ impl ObjectInfo {
     }
 }
 
-/// Every object that `filter` selects: POSIX objects sorted by name, then System V segments by
-/// id. Named semaphores (`/dev/shm/sem.*`) and anything but regular files are left out.
+/// Every object that `filter` selects: POSIX objects sorted by name, then named semaphores by
+/// name, then System V segments by id. Anything in `/dev/shm` but regular files is left out.
 pub fn list(filter: Filter) -> Result<Vec<ObjectInfo>> {
     let mut objects = Vec::new();
-    if filter != Filter::SysV {
-        objects.extend(list_posix()?);
+    if filter.admits(Kind::Posix) || filter.admits(Kind::Semaphore) {
+        let mut files = list_dev_shm()?;
+        files.retain(|info| filter.admits(info.kind));
+        // POSIX objects first, then semaphores, each kind by name.
+        files.sort_by(|a, b| (a.kind == Kind::Semaphore, &a.name).cmp(&(b.kind == Kind::Semaphore, &b.name)));
+        objects.extend(files);
     }
-    if filter != Filter::Posix {
+    if filter.admits(Kind::SysV) {
         objects.extend(list_sysv()?);
     }
     Ok(objects)
@@ -144,23 +187,126 @@ pub fn info(target: &Id) -> Result<ObjectInfo> {
     }
 }
 
-// ---- POSIX objects ----
+/// The named semaphore `name` (`/NAME`, as `sem_open` takes it, the file `/dev/shm/sem.NAME`),
+/// with its current count, read without opening it as a semaphore: nothing is locked, so a
+/// volatile semaphore lives and goes as if no one had looked. Errors name it `sem:/NAME`.
+///
+/// ```
+/// let name = format!("/ipcmem-doc-inventory-sem-{}", std::process::id());
+/// let sem = ipcmem::Semaphore::create(&name, 3)?;
+/// let info = ipcmem::inventory::semaphore(&name)?;
+/// assert_eq!((info.value, info.label()), (Some(3), format!("sem:{name}")));
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+pub fn semaphore(name: &str) -> Result<ObjectInfo> {
+    let file = semaphore::file_name(name)?;
+    let info = posix_info(&file, held_inodes().as_ref()).map_err(|error| about_semaphore(error, name))?;
+    Ok(as_semaphore(info, name))
+}
 
-fn list_posix() -> Result<Vec<ObjectInfo>> {
+/// Checks that `name` is a valid name of a named semaphore, as `sem_open` takes it: `/NAME`,
+/// where `sem.NAME` is a valid file name.
+pub fn check_semaphore_name(name: &str) -> Result<()> {
+    semaphore::file_name(name).map(drop)
+}
+
+/// `/sem.NAME`, the shared memory name of the file of semaphore `/NAME`.
+fn semaphore_file(name: &str) -> String {
+    format!("/sem.{}", name.strip_prefix('/').unwrap_or(name))
+}
+
+/// `sem:/NAME`, as the `ipcmem` command (and the errors of [`semaphore`]) name a semaphore.
+fn semaphore_label(name: &str) -> String {
+    format!("sem:{name}")
+}
+
+// ---- POSIX objects and semaphores ----
+
+/// The files of `/dev/shm`: POSIX objects and named semaphores, unsorted.
+fn list_dev_shm() -> Result<Vec<ObjectInfo>> {
     let entries = std::fs::read_dir(SHM_DIR).map_err(|error| Error::InvalidArgument {
         object: SHM_DIR.to_owned(),
         reason: format!("cannot list the directory: {error}"),
     })?;
     let held = held_inodes();
-    let mut objects: Vec<ObjectInfo> = entries
+    let objects = entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str().map(|file| format!("/{file}")))
-        .filter(|name| !name.starts_with("/sem.") && posix::check_name(name).is_ok())
+        .filter(|name| posix::check_name(name).is_ok())
         // An object removed since the directory was read is simply not listed.
-        .filter_map(|name| posix_info(&name, held.as_ref()).ok())
+        .filter_map(|file| {
+            let info = posix_info(&file, held.as_ref()).ok()?;
+            // A `sem.` file whose rest makes no semaphore name (`sem.` alone) is just a file.
+            match file.strip_prefix("/sem.").map(|name| format!("/{name}")) {
+                Some(name) if check_semaphore_name(&name).is_ok() => Some(as_semaphore(info, &name)),
+                _ => Some(info),
+            }
+        })
         .collect();
-    objects.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(objects)
+}
+
+/// The info of a semaphore's file, `info`, as that of the semaphore `name`, with its count.
+fn as_semaphore(mut info: ObjectInfo, name: &str) -> ObjectInfo {
+    info.value = semaphore_value(&posix::path_of(&semaphore_file(name)));
+    info.kind = Kind::Semaphore;
+    info.name = Some(name.to_owned());
+    info
+}
+
+/// The count of the semaphore whose file is `path`; `None` if it cannot be read or is too small
+/// to be a semaphore.
+///
+/// The `sem_t` is read as a file (`pread`, with `O_NOATIME` where allowed) into a copy, whose
+/// count glibc's own `sem_getvalue` then reads: neither mapped (a file cut short by another
+/// process could not raise `SIGBUS`) nor locked nor opened as a semaphore (the drop of such a
+/// handle unlinks a volatile semaphore that no one else holds).
+fn semaphore_value(path: &str) -> Option<u32> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let open = |flags| {
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | flags).open(path)
+    };
+    // O_NOATIME: a look must not change the access time that listings show. Only the owner (or
+    // root) may ask for it; anyone else reads as usual.
+    let file = match open(libc::O_NOATIME) {
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => open(0),
+        opened => opened,
+    }
+    .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    // SAFETY: `sem_t` is a plain C union of bytes and integers: all zeros is a valid value.
+    let mut copy: libc::sem_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `copy` is a live, writable `sem_t`; the slice covers exactly its bytes and no other
+    // reference to it exists while the slice does.
+    let bytes = unsafe { std::slice::from_raw_parts_mut((&raw mut copy).cast::<u8>(), size_of::<libc::sem_t>()) };
+    file.read_exact_at(bytes, 0).ok()?;
+    let mut value: libc::c_int = 0;
+    // SAFETY: `copy` is a `sem_t` of our own; sem_getvalue only reads its count (an atomic load
+    // of a word of it) and writes `value`, a valid int. Any bytes give some count, never UB.
+    unsafe { libc::sem_getvalue(&raw mut copy, &raw mut value) };
+    u32::try_from(value).ok()
+}
+
+/// `error` about the file `/sem.NAME` of semaphore `name`, told about `sem:/NAME`.
+fn about_semaphore(mut error: Error, name: &str) -> Error {
+    let label = semaphore_label(name);
+    match &mut error {
+        Error::NotFound { object, hint } => {
+            *object = label;
+            *hint = Some("no named semaphore: it would be the file /dev/shm/sem.NAME");
+        }
+        Error::InvalidArgument { object, reason } => {
+            *object = label;
+            *reason = "not a named semaphore: its file in /dev/shm is not a regular file".into();
+        }
+        Error::PermissionDenied { object, .. } | Error::Os { object, .. } | Error::LimitExceeded { object, .. } => {
+            *object = label;
+        }
+        _ => {}
+    }
+    error
 }
 
 fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
@@ -202,6 +348,7 @@ fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
         locked: None,
         volatile,
         in_use,
+        value: None,
     })
 }
 
@@ -345,6 +492,7 @@ fn from_shminfo(info: &sysv::ShmInfo) -> ObjectInfo {
         locked: Some(info.mode & SHM_LOCKED != 0),
         volatile: Some(marked),
         in_use: Some(info.nattch > 0),
+        value: None,
     }
 }
 

@@ -373,7 +373,7 @@ fn init_placed(place: &Place, value: u32) -> Result<()> {
 }
 
 /// The shared memory name of the file of named semaphore `name`: `/NAME` gives `/sem.NAME`.
-fn file_name(name: &str) -> Result<String> {
+pub(crate) fn file_name(name: &str) -> Result<String> {
     posix::check_name(name)?;
     if name.len() - 1 + FILE_PREFIX.len() > 255 {
         return Err(Error::InvalidName { name: name.to_owned(), rule: NameRule::TooLong });
