@@ -15,6 +15,10 @@ use crate::sync::Place;
 
 /// How many checks of the word go between two looks at the clock while spinning.
 const CHECKS_PER_CLOCK_READ: u32 = 64;
+/// How long a waiter spins without yielding: enough for a notifier on another CPU to answer.
+/// Past it, the waiter yields the CPU at each look at the clock: if the notifier waits for
+/// this very CPU, spinning on would only delay it for the whole spin budget.
+const PURE_SPIN: Duration = Duration::from_nanos(500);
 
 /// The layout in shared memory: the notification count (the futex word) and the number of
 /// parked waiters, so that a notification without waiters costs no system call.
@@ -37,7 +41,9 @@ struct Repr {
 /// default [`DEFAULT_SPIN`](Self::DEFAULT_SPIN), none on a single CPU), which answers in about
 /// the time the hardware takes to pass a cache line between cores, then parks on a futex
 /// (`FUTEX_WAIT`, shared between processes), which costs a system call and a wake-up on each
-/// side. A budget of zero parks at once.
+/// side. A budget of zero parks at once. After the first half microsecond the spinning waiter
+/// also yields the CPU now and then, so that a notifier that the scheduler put on the same CPU
+/// gets to run instead of waiting for the budget to run out.
 ///
 /// As with a condition variable, a wait may return without its waiter being the one woken (a
 /// waiter still spinning sees any change): check the condition again. Zeroed memory is a valid
@@ -178,8 +184,12 @@ impl Event {
                 }
                 std::hint::spin_loop();
             }
-            if Instant::now() >= stop {
+            let now = Instant::now();
+            if now >= stop {
                 return None;
+            }
+            if now.duration_since(start) >= PURE_SPIN {
+                std::thread::yield_now();
             }
         }
     }
