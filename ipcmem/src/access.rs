@@ -21,20 +21,26 @@ const WORD: usize = size_of::<usize>();
 /// write it concurrently; nothing in this process may hold a `&mut` to it.
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
     let len = dst.len();
-    let head = src.align_offset(WORD).min(len);
-    let body_end = head + (len - head) / WORD * WORD;
+    let (head, words) = split(src, len);
+    let body_end = head + words * WORD;
     for i in (0..head).chain(body_end..len) {
         // SAFETY: `src + i` is within the readable range (i < len); an `AtomicU8` has alignment 1.
         // Relaxed atomic loads are allowed on read-only memory (std::sync::atomic, "Atomic
         // accesses to read-only memory").
         dst[i] = unsafe { AtomicU8::from_ptr(src.add(i).cast_mut()) }.load(Ordering::Relaxed);
     }
-    for (i, chunk) in (head..body_end).step_by(WORD).zip(dst[head..body_end].chunks_exact_mut(WORD)) {
-        // SAFETY: `src + i` is word aligned (i starts at the alignment offset and steps by
-        // WORD) and the word lies within the readable range (i + WORD <= body_end <= len).
-        #[allow(clippy::cast_ptr_alignment)] // aligned: `i` steps from the alignment offset
-        let word = unsafe { AtomicUsize::from_ptr(src.add(i).cast::<usize>().cast_mut()) }.load(Ordering::Relaxed);
-        chunk.copy_from_slice(&word.to_ne_bytes());
+    // Raw pointers and no slicing in the word loop: no bounds checks, so that the compiler
+    // unrolls it into a plain run of loads and stores.
+    // SAFETY: `head <= len`, within `src`'s range and `dst`.
+    #[allow(clippy::cast_ptr_alignment)] // aligned: `head` is the alignment offset
+    let (from, to) = unsafe { (src.add(head).cast::<usize>(), dst.as_mut_ptr().add(head)) };
+    for w in 0..words {
+        // SAFETY: word `w` of the body is word aligned (the body starts at the alignment
+        // offset) and lies within the readable range (head + words * WORD <= len); relaxed
+        // atomic loads are allowed on read-only memory.
+        let word = unsafe { AtomicUsize::from_ptr(from.add(w).cast_mut()) }.load(Ordering::Relaxed);
+        // SAFETY: the same bytes of `dst`, which we borrow mutably; unaligned is allowed.
+        unsafe { to.add(w * WORD).cast::<usize>().write_unaligned(word) };
     }
 }
 
@@ -45,18 +51,29 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) {
 /// access it concurrently; nothing in this process may hold a reference to it.
 pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) {
     let len = src.len();
-    let head = dst.align_offset(WORD).min(len);
-    let body_end = head + (len - head) / WORD * WORD;
+    let (head, words) = split(dst, len);
+    let body_end = head + words * WORD;
     for i in (0..head).chain(body_end..len) {
         // SAFETY: `dst + i` is within the writable range (i < len); alignment 1.
         unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(src[i], Ordering::Relaxed);
     }
-    for (i, chunk) in (head..body_end).step_by(WORD).zip(src[head..body_end].chunks_exact(WORD)) {
-        let word = usize::from_ne_bytes(chunk.try_into().expect("chunks_exact gives WORD bytes"));
-        // SAFETY: `dst + i` is word aligned and the word lies within the writable range, as in `load`.
-        #[allow(clippy::cast_ptr_alignment)] // aligned: `i` steps from the alignment offset
-        unsafe { AtomicUsize::from_ptr(dst.add(i).cast::<usize>()) }.store(word, Ordering::Relaxed);
+    // SAFETY: `head <= len`, within `src` and `dst`'s range.
+    #[allow(clippy::cast_ptr_alignment)] // aligned: `head` is the alignment offset
+    let (from, to) = unsafe { (src.as_ptr().add(head), dst.add(head).cast::<usize>()) };
+    for w in 0..words {
+        // SAFETY: the bytes of `src` for word `w` lie within it; unaligned is allowed.
+        let word = unsafe { from.add(w * WORD).cast::<usize>().read_unaligned() };
+        // SAFETY: word `w` of the body is word aligned and lies within the writable range, as
+        // in `load`.
+        unsafe { AtomicUsize::from_ptr(to.add(w)) }.store(word, Ordering::Relaxed);
     }
+}
+
+/// How a copy of `len` bytes at `shared` splits: the bytes before the first word boundary
+/// (`head`, at most `len`) and the number of whole words after them; the rest is the tail.
+fn split(shared: *const u8, len: usize) -> (usize, usize) {
+    let head = shared.align_offset(WORD).min(len);
+    (head, (len - head) / WORD)
 }
 
 #[cfg(test)]

@@ -634,7 +634,8 @@ pub struct SharedArray<T: Element> {
 }
 
 /// Options for making or opening a [`SharedArray`]: those of [`ShmOptions`] (mode, volatile,
-/// read-only, reserve), and how long an opener waits for an incomplete header.
+/// read-only, reserve, prefault, huge pages, lock), and how long an opener waits for an
+/// incomplete header.
 ///
 /// ```
 /// use ipcmem::{Outcome, SharedArray};
@@ -714,6 +715,25 @@ impl<T: Element> ArrayOptions<T> {
     /// Whether to allocate every page of a new POSIX object now; see [`ShmOptions::reserve`].
     pub fn reserve(mut self, reserve: bool) -> Self {
         self.shm = self.shm.reserve(reserve);
+        self
+    }
+
+    /// Whether every page is in memory when `create` or `open` returns, populated in parallel;
+    /// see [`ShmOptions::prefault`].
+    pub fn prefault(mut self, prefault: bool) -> Self {
+        self.shm = self.shm.prefault(prefault);
+        self
+    }
+
+    /// Whether the object lives in huge pages; see [`ShmOptions::huge_pages`].
+    pub fn huge_pages(mut self, huge_pages: bool) -> Self {
+        self.shm = self.shm.huge_pages(huge_pages);
+        self
+    }
+
+    /// Whether this handle's pages are locked in memory (`mlock`); see [`ShmOptions::lock`].
+    pub fn lock(mut self, lock: bool) -> Self {
+        self.shm = self.shm.lock(lock);
         self
     }
 

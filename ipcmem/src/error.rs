@@ -199,6 +199,11 @@ pub enum Limit {
     Memory,
     /// The number of open files.
     OpenFiles,
+    /// Huge pages: none reserved (`/proc/sys/vm/nr_hugepages`), too few free, no hugetlbfs
+    /// mounted for POSIX objects, or not allowed; the detail says which and what to do.
+    HugePages,
+    /// `RLIMIT_MEMLOCK`: the memory this process may lock (`ulimit -l`).
+    LockedMemory,
 }
 
 impl fmt::Display for Limit {
@@ -212,6 +217,8 @@ impl fmt::Display for Limit {
             Self::NoSpace => "not enough free space in /dev/shm",
             Self::Memory => "not enough memory (or RLIMIT_MEMLOCK for locking)",
             Self::OpenFiles => "too many open files",
+            Self::HugePages => "huge pages unavailable",
+            Self::LockedMemory => "RLIMIT_MEMLOCK reached: this process may lock no more memory (ulimit -l)",
         })
     }
 }

@@ -12,6 +12,7 @@
 //!   succeeds) and unlinks the name. A `user.ipcmem.volatile` extended attribute marks the
 //!   object, so that [`crate::gc`] can find and remove it after every holder crashed.
 
+use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,8 @@ use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, ProtFlags};
 
 use crate::error::{Error, NameRule, Result};
+use crate::huge::{self, Cause};
+use crate::prefault::{self, Region, Store};
 
 /// The directory of POSIX shared memory objects on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -121,18 +124,56 @@ pub fn chmod(name: &str, perms: u32) -> Result<()> {
     })
 }
 
+/// Unlinks the object `name` that was made with huge pages: the file of that name in the
+/// `hugetlbfs` mount (see [`crate::ShmOptions::huge_pages`]). One that does not exist is not
+/// an error.
+pub fn unlink_huge(name: &str) -> Result<()> {
+    check_name(name)?;
+    let dir = directory(name, true)?;
+    match fs::unlinkat(CWD, format!("{dir}{name}"), AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(errno) => Err(Error::from_errno(&name, "unlink", errno)),
+    }
+}
+
+/// The directory of POSIX objects: `/dev/shm`, or with `huge_pages` the first hugetlbfs mount.
+fn directory(name: &str, huge_pages: bool) -> Result<Cow<'static, str>> {
+    if !huge_pages {
+        return Ok(Cow::Borrowed(SHM_DIR));
+    }
+    huge::mount_dir().map(Cow::Owned).ok_or_else(|| huge::unavailable(&name, 0, Cause::NoMount))
+}
+
 /// How a new object is made.
+#[allow(clippy::struct_excessive_bools)] // independent switches of `ShmOptions`
 pub(crate) struct CreateSpec<'a> {
     pub name: &'a str,
     pub len: usize,
     pub perms: u32,
     pub volatile: bool,
     pub reserve: bool,
+    /// In the hugetlbfs mount rather than `/dev/shm`.
+    pub huge_pages: bool,
+    /// Populated before `create_unpublished` returns (see [`crate::prefault`]).
+    pub prefault: bool,
+}
+
+/// How an existing object is opened.
+pub(crate) struct OpenSpec<'a> {
+    pub name: &'a str,
+    pub readonly: bool,
+    /// Looked up in the hugetlbfs mount rather than `/dev/shm`.
+    pub huge_pages: bool,
+    /// Populated before `open` returns.
+    pub prefault: bool,
 }
 
 /// An open POSIX object, mapped, with its volatile lock if it has one.
 pub(crate) struct Object {
-    name: String,
+    /// The object's file: its directory, then its name (which starts with `/`).
+    path: String,
+    /// Where the name starts in `path`.
+    dir_len: usize,
     mapping: Mapping,
     /// The inode, to tell our object from one made later under the same name.
     identity: Identity,
@@ -153,9 +194,9 @@ impl Identity {
         Identity { dev: stat.st_dev, ino: stat.st_ino }
     }
 
-    /// Whether `name` still names this inode.
-    fn is_named(self, name: &str) -> bool {
-        fs::statat(CWD, path_of(name), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == self)
+    /// Whether the file `path` is still this inode.
+    fn is_named(self, path: &str) -> bool {
+        fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == self)
     }
 }
 
@@ -168,12 +209,21 @@ impl Object {
         check_name(name)?;
         let size = object_size(name, spec.len)?;
         let mode = Mode::from_raw_mode(spec.perms | 0o600);
-        let fd = fs::openat(CWD, SHM_DIR, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode)
-            .map_err(|errno| Error::from_errno(&name, "open(O_TMPFILE) in /dev/shm", errno))?;
+        let dir = directory(name, spec.huge_pages)?;
+        let fd = fs::openat(CWD, &*dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode).map_err(|errno| {
+            let operation =
+                if spec.huge_pages { "open(O_TMPFILE) in the hugetlbfs mount" } else { "open(O_TMPFILE) in /dev/shm" };
+            Error::from_errno(&name, operation, errno)
+        })?;
         // One fstat gives the identity and the mode the umask left.
         let stat = fs::fstat(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
         let identity = Identity::of(&stat);
-        give_space(name, &fd, size, spec.reserve)?;
+        let map_len = if spec.huge_pages {
+            give_huge_space(name, &fd, size, spec.reserve)?
+        } else {
+            give_space(name, &fd, size, spec.reserve)?;
+            spec.len
+        };
         if Mode::from_raw_mode(stat.st_mode) != mode {
             // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
             fs::fchmod(&fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
@@ -182,8 +232,12 @@ impl Object {
             mark_volatile(name, &fd)?;
             fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
         }
-        let mapping = Mapping::new(name, &fd, spec.len, false)?;
-        Ok(Object { name: name.to_owned(), mapping, identity, fd: Some(fd), volatile: spec.volatile })
+        let mapping = Mapping::new(name, &fd, spec.len, map_len, false, spec.huge_pages)?;
+        if spec.prefault {
+            mapping.populate(name, true, spec.huge_pages, fd.as_fd())?;
+        }
+        let path = format!("{dir}{name}");
+        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd: Some(fd), volatile: spec.volatile })
     }
 
     /// Links the object made by [`create_unpublished`](Self::create_unpublished) under its
@@ -191,20 +245,23 @@ impl Object {
     /// is closed here: only a volatile one needs it, for its lock.
     pub(crate) fn publish(&mut self) -> Result<()> {
         let Some(fd) = &self.fd else { return Ok(()) };
-        link(&self.name, fd)?;
+        link(self.name(), &self.path, fd)?;
         if !self.volatile {
             self.fd = None;
         }
         Ok(())
     }
 
-    /// Opens and maps the existing object `name`.
-    pub(crate) fn open(name: &str, readonly: bool) -> Result<Object> {
+    /// Opens and maps the existing object `spec.name`.
+    pub(crate) fn open(spec: &OpenSpec<'_>) -> Result<Object> {
+        let (name, readonly) = (spec.name, spec.readonly);
         check_name(name)?;
         let (access, flags) = if readonly { ("read", OFlags::RDONLY) } else { ("read-write", OFlags::RDWR) };
+        let dir = directory(name, spec.huge_pages)?;
+        let path = format!("{dir}{name}");
         let fd = fs::openat(
             CWD,
-            path_of(name),
+            path.as_str(),
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
             Mode::empty(),
         )
@@ -219,19 +276,22 @@ impl Object {
         if volatile {
             fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
             // The last holder may have unlinked the name between our open and our lock.
-            if !identity.is_named(name) {
+            if !identity.is_named(&path) {
                 return Err(Error::NotFound {
                     object: name.to_owned(),
                     hint: Some("a volatile object: its last user closed it while this process was opening it"),
                 });
             }
         }
-        let mapping = Mapping::new(name, &fd, len, readonly)?;
-        Ok(Object { name: name.to_owned(), mapping, identity, fd: volatile.then_some(fd), volatile })
+        let mapping = Mapping::new(name, &fd, len, len, readonly, spec.huge_pages)?;
+        if spec.prefault {
+            mapping.populate(name, !readonly, spec.huge_pages, fd.as_fd())?;
+        }
+        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd: volatile.then_some(fd), volatile })
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        &self.path[self.dir_len..]
     }
 
     pub(crate) fn ptr(&self) -> NonNull<u8> {
@@ -248,10 +308,13 @@ impl Object {
 
     /// Unlinks the name if it still names this object (not one made later under that name).
     pub(crate) fn remove(&self) -> Result<()> {
-        if !self.identity.is_named(&self.name) {
+        if !self.identity.is_named(&self.path) {
             return Ok(());
         }
-        unlink(&self.name)
+        match fs::unlinkat(CWD, self.path.as_str(), AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(errno) => Err(Error::from_errno(&self.name(), "unlink", errno)),
+        }
     }
 }
 
@@ -264,8 +327,8 @@ impl Drop for Object {
         // holders dropping at once at least one gets it, as each gives up its own lock first.
         // A conversion is that very sequence in one call: flock(2) removes the existing lock
         // first, then tries the new one (and leaves none if it fails, which is fine here).
-        if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && self.identity.is_named(&self.name) {
-            let _ = fs::unlinkat(CWD, path_of(&self.name), AtFlags::empty());
+        if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && self.identity.is_named(&self.path) {
+            let _ = fs::unlinkat(CWD, self.path.as_str(), AtFlags::empty());
         }
     }
 }
@@ -330,6 +393,28 @@ fn give_space(name: &str, fd: &OwnedFd, size: u64, reserve: bool) -> Result<()> 
     })
 }
 
+/// Sizes an object in a hugetlbfs, whose files are whole huge pages: the size is rounded up to
+/// the huge page size of the mount. Returns the rounded size, the length to map. The kernel
+/// reserves the huge pages when the object is mapped, and says `ENOMEM` there if too few are
+/// free; with `reserve` they are allocated here already.
+fn give_huge_space(name: &str, fd: &OwnedFd, size: u64, reserve: bool) -> Result<usize> {
+    let vfs = fs::fstatvfs(fd).map_err(|errno| Error::from_errno(&name, "fstatvfs", errno))?;
+    let huge_page = vfs.f_bsize.max(1);
+    let invalid = |reason| Error::InvalidSize { object: name.to_owned(), size, reason };
+    let rounded = size.checked_next_multiple_of(huge_page).ok_or_else(|| invalid("larger than a file can be"))?;
+    let map_len = usize::try_from(rounded).map_err(|_| invalid("larger than the address space"))?;
+    let result = if reserve {
+        fs::fallocate(fd, fs::FallocateFlags::empty(), 0, rounded).map_err(|errno| (errno, "fallocate"))
+    } else {
+        fs::ftruncate(fd, rounded).map_err(|errno| (errno, "ftruncate"))
+    };
+    result.map_err(|(errno, operation)| match errno {
+        Errno::NOSPC | Errno::NOMEM => huge::unavailable(&name, map_len, Cause::TooFew),
+        errno => Error::from_errno(&name, operation, errno),
+    })?;
+    Ok(map_len)
+}
+
 /// Sets the volatile marker. A kernel whose tmpfs has no user extended attributes (before
 /// Linux 6.6) cannot carry it: the object is still removed by its last handle, but not by
 /// [`crate::gc`] after a crash.
@@ -355,12 +440,11 @@ static EMPTY_PATH_REFUSED: AtomicBool = AtomicBool::new(false);
 /// `/proc`. Before Linux 6.10 it needs `CAP_DAC_READ_SEARCH`, and the kernel says `ENOENT`
 /// without it; then the `/proc/self/fd` link does the same. Either way round, the other way is
 /// tried on `ENOENT`.
-fn link(name: &str, fd: &OwnedFd) -> Result<()> {
-    let target = path_of(name);
-    let directly = || fs::linkat(fd, "", CWD, target.as_str(), AtFlags::EMPTY_PATH);
+fn link(name: &str, target: &str, fd: &OwnedFd) -> Result<()> {
+    let directly = || fs::linkat(fd, "", CWD, target, AtFlags::EMPTY_PATH);
     let through_proc = || {
         let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        fs::linkat(CWD, proc_path.as_str(), CWD, target.as_str(), AtFlags::SYMLINK_FOLLOW)
+        fs::linkat(CWD, proc_path.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW)
     };
     let linked = if EMPTY_PATH_REFUSED.load(Ordering::Relaxed) {
         through_proc().or_else(|errno| if errno == Errno::NOENT { directly() } else { Err(errno) })
@@ -376,35 +460,52 @@ fn link(name: &str, fd: &OwnedFd) -> Result<()> {
             linked
         })
     };
-    linked.map_err(|errno| Error::from_errno(&name, "link into /dev/shm", errno))
+    linked.map_err(|errno| Error::from_errno(&name, "link", errno))
 }
 
 /// A shared mapping of a POSIX object, unmapped on drop.
 pub(crate) struct Mapping {
     ptr: NonNull<u8>,
+    /// The object's length.
     len: usize,
+    /// The length mapped: `len`, or for a hugetlbfs object its size in whole huge pages (the
+    /// kernel refuses to unmap part of a huge page).
+    map_len: usize,
 }
 
 impl Mapping {
-    fn new(name: &str, fd: impl AsFd, len: usize, readonly: bool) -> Result<Mapping> {
+    fn new(name: &str, fd: impl AsFd, len: usize, map_len: usize, readonly: bool, huge_pages: bool) -> Result<Mapping> {
         let prot = if readonly { ProtFlags::READ } else { ProtFlags::READ | ProtFlags::WRITE };
         // SAFETY: a new shared mapping at an address the kernel chooses: it overlaps no memory
-        // Rust knows of. `len` is at least 1 (checked by the callers).
-        let ptr = unsafe { mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0) }
-            .map_err(|errno| Error::from_errno(&name, "mmap", errno))?;
+        // Rust knows of. `map_len` is at least 1 (checked by the callers).
+        let ptr =
+            unsafe { mm::mmap(std::ptr::null_mut(), map_len, prot, MapFlags::SHARED, fd, 0) }.map_err(|errno| {
+                match errno {
+                    // Mapping a hugetlbfs file reserves its huge pages, and fails if too few are free.
+                    Errno::NOMEM if huge_pages => huge::unavailable(&name, map_len, Cause::TooFew),
+                    errno => Error::from_errno(&name, "mmap", errno),
+                }
+            })?;
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Os {
             object: name.to_owned(),
             operation: "mmap",
             errno: Errno::FAULT,
         })?;
-        Ok(Mapping { ptr, len })
+        Ok(Mapping { ptr, len, map_len })
+    }
+
+    /// Brings every page of the mapping into memory (see [`crate::prefault`]).
+    fn populate(&self, name: &str, writable: bool, huge_pages: bool, fd: impl AsFd) -> Result<()> {
+        let store = if huge_pages { Store::HugeTlb } else { Store::Tmpfs };
+        let region = Region { base: self.ptr, len: self.len, writable };
+        prefault::populate(&name, region, store, Some(fd.as_fd()))
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` are those of our own mapping, and no reference into it
+        // SAFETY: `ptr` and `map_len` are those of our own mapping, and no reference into it
         // outlives the handle that owns this `Mapping`.
-        let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+        let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.map_len) };
     }
 }

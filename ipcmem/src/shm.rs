@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::access;
 use crate::error::{Error, Result};
 use crate::key::{Id, Key};
-use crate::posix::{self, CreateSpec};
-use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL};
+use crate::posix::{self, CreateSpec, OpenSpec};
+use crate::prefault::{self, Region, Store};
+use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL, SHM_HUGETLB};
 
 /// A shared memory object mapped into this process: a POSIX object (`/name`) or a System V
 /// segment (by key or id).
@@ -91,16 +92,28 @@ pub enum Access {
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
+#[allow(clippy::struct_excessive_bools)] // independent switches, as in `OpenOptions`
 pub struct ShmOptions {
     perms: u32,
     persistence: Persistence,
     access: Access,
     reserve: bool,
+    prefault: bool,
+    huge_pages: bool,
+    lock: bool,
 }
 
 impl Default for ShmOptions {
     fn default() -> ShmOptions {
-        ShmOptions { perms: 0o600, persistence: Persistence::Volatile, access: Access::ReadWrite, reserve: false }
+        ShmOptions {
+            perms: 0o600,
+            persistence: Persistence::Volatile,
+            access: Access::ReadWrite,
+            reserve: false,
+            prefault: false,
+            huge_pages: false,
+            lock: false,
+        }
     }
 }
 
@@ -109,7 +122,8 @@ impl Default for ShmOptions {
 const OPEN_OR_CREATE_TRIES: usize = 64;
 
 impl ShmOptions {
-    /// The defaults: mode 0o600, volatile, read-write, no reservation.
+    /// The defaults: mode 0o600, volatile, read-write, no reservation, no prefault, normal
+    /// pages, not locked.
     pub fn new() -> ShmOptions {
         ShmOptions::default()
     }
@@ -148,6 +162,68 @@ impl ShmOptions {
         self
     }
 
+    /// Whether every page is in memory, mapped into this process, when `create` or `open`
+    /// returns (default `false`: pages come in on first use, one page fault each).
+    ///
+    /// Every page gets its memory: an object whose pages cannot all be allocated (a full
+    /// `/dev/shm`, no huge page left) is an error here, not a `SIGBUS` later. The work is
+    /// spread over the available cores for objects of 4 MiB and more (on 2 cores, a fresh
+    /// 1 GiB object is ready in about half the time a first touch takes; see
+    /// `BENCHMARKS.md`). Prefaulting writes nothing: opening an object in use by others with
+    /// `prefault` leaves its content as it is.
+    ///
+    /// How: `madvise(MADV_POPULATE_READ)` in chunks, one scoped thread per core; below 4 MiB,
+    /// on the calling thread alone. On these shared mappings a read fault allocates the page
+    /// and maps it writable, and maps pages already in memory 16 at a time. Kernels before
+    /// 5.14 have no `MADV_POPULATE_*`: there one byte a page is touched, with an atomic
+    /// read-modify-write that adds zero (a load on a read-only handle), after `fallocate` gave
+    /// a writable POSIX object its space.
+    ///
+    /// ```
+    /// use ipcmem::SharedMemory;
+    /// let name = format!("/ipcmem-doc-prefault-{}", std::process::id());
+    /// let shm = SharedMemory::options().prefault(true).create(name.as_str(), 8 << 20)?;
+    /// # Ok::<(), ipcmem::Error>(())
+    /// ```
+    pub fn prefault(mut self, prefault: bool) -> ShmOptions {
+        self.prefault = prefault;
+        self
+    }
+
+    /// Whether the object lives in huge pages (default `false`), from the pool the
+    /// administrator reserves (`sysctl vm.nr_hugepages=N`); with none free, making the object
+    /// fails with [`Limit::HugePages`](crate::Limit::HugePages), whose message says how to
+    /// reserve them. ipcmem never changes the pool.
+    ///
+    /// - **System V**: `shmget(SHM_HUGETLB)`. The kernel rounds the memory up to whole huge
+    ///   pages; [`SharedMemory::len`] stays the size asked for. Opening needs no option: a
+    ///   segment is what it was made.
+    /// - **POSIX**: the object `/name` is the file `<mount>/name` of the first `hugetlbfs`
+    ///   mount in `/proc/self/mounts` (often `/dev/hugepages`), not of `/dev/shm`; without such
+    ///   a mount, the error says so. Every process must open it with `huge_pages(true)` too,
+    ///   and remove it with [`SharedMemory::remove`] or [`posix::unlink_huge`] ([`shmrm`] looks
+    ///   in `/dev/shm` only). Its file is whole huge pages, so openers see that size as
+    ///   [`SharedMemory::len`]. It is volatile as other objects are, but [`crate::gc`] does not
+    ///   look for abandoned ones there.
+    pub fn huge_pages(mut self, huge_pages: bool) -> ShmOptions {
+        self.huge_pages = huge_pages;
+        self
+    }
+
+    /// Whether the pages are locked in memory, never swapped out, while this handle lives
+    /// (default `false`). Implies [`prefault`](Self::prefault).
+    ///
+    /// `mlock` of this handle's mapping, for both kinds: the lock belongs to the handle and ends
+    /// when it is dropped. (System V's own `SHM_LOCK`, [`sysv::ShmCommand::Lock`], locks the
+    /// segment for every process and outlives every detach until `SHM_UNLOCK`.) Locked memory
+    /// counts against `RLIMIT_MEMLOCK` (`ulimit -l`) unless the process has `CAP_IPC_LOCK`;
+    /// over it, [`Limit::LockedMemory`](crate::Limit::LockedMemory). Huge pages are never
+    /// swapped: locking them changes nothing.
+    pub fn lock(mut self, lock: bool) -> ShmOptions {
+        self.lock = lock;
+        self
+    }
+
     /// Makes a new object of `len` bytes; fails with [`Error::AlreadyExists`] if it exists.
     ///
     /// `id` is a POSIX name (`"/name"`), a [`Key`], or [`Key::PRIVATE`] for a new System V
@@ -174,15 +250,41 @@ impl ShmOptions {
         }
     }
 
-    /// Opens an existing object: a POSIX name, a [`Key`], or a [`ShmId`].
+    /// Opens an existing object: a POSIX name, a [`Key`], or a [`ShmId`](crate::ShmId).
     pub fn open(&self, id: impl Into<Id>) -> Result<SharedMemory> {
         let readonly = self.access == Access::ReadOnly;
         let backing = match id.into() {
-            Id::Name(name) => Backing::Posix(posix::Object::open(&name, readonly)?),
+            Id::Name(name) => Backing::Posix(posix::Object::open(&OpenSpec {
+                name: &name,
+                readonly,
+                huge_pages: self.huge_pages,
+                prefault: self.prefault || self.lock,
+            })?),
             Id::Key(key) => Backing::SysV(sysv::shmat(sysv::get_existing(key, 0)?, readonly)?),
             Id::Shm(id) => Backing::SysV(sysv::shmat(id, readonly)?),
         };
-        Ok(SharedMemory { backing, readonly })
+        let shm = SharedMemory { backing, readonly };
+        self.make_ready(&shm)?;
+        Ok(shm)
+    }
+
+    /// Prefaults a System V segment (a POSIX object is prefaulted by `posix`, which holds its
+    /// descriptor) and locks either, as the options say. Nothing to do by default.
+    fn make_ready(&self, shm: &SharedMemory) -> Result<()> {
+        if !self.prefault && !self.lock {
+            return Ok(());
+        }
+        if let Backing::SysV(_) = &shm.backing {
+            // The store only words the error; a segment's huge pages are reserved when it is
+            // made, so only creation can run out of them.
+            let store = if self.huge_pages { Store::HugeTlb } else { Store::SysV };
+            let region = Region { base: shm.base(), len: shm.len(), writable: !shm.readonly };
+            prefault::populate(&shm.id(), region, store, None)?;
+        }
+        if self.lock {
+            prefault::lock(&shm.id(), shm.base(), shm.len())?;
+        }
+        Ok(())
     }
 
     /// Opens the object if it exists, else makes it; says which. Of processes racing on one
@@ -295,8 +397,12 @@ impl ShmOptions {
             perms: self.check_perms(&name)?,
             volatile: self.persistence == Persistence::Volatile,
             reserve: self.reserve,
+            huge_pages: self.huge_pages,
+            prefault: self.prefault || self.lock,
         };
         let shm = SharedMemory { backing: Backing::Posix(posix::Object::create_unpublished(&spec)?), readonly: false };
+        // Unpublished: on an error the object vanishes with `shm`.
+        self.make_ready(&shm)?;
         init(&shm);
         Ok(shm)
     }
@@ -310,19 +416,23 @@ impl ShmOptions {
                 reason: "a segment needs at least one byte",
             });
         }
-        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(perms))?;
-        let attachment = match sysv::attach(id, len, false) {
-            Ok(attachment) => attachment,
+        let huge = if self.huge_pages { SHM_HUGETLB } else { ShmFlags::default() };
+        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(perms) | huge)?;
+        let shm = match sysv::attach(id, len, false) {
+            Ok(attachment) => SharedMemory { backing: Backing::SysV(attachment), readonly: false },
             Err(error) => {
                 let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
                 return Err(error);
             }
         };
+        if let Err(error) = self.make_ready(&shm) {
+            let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
+            return Err(error);
+        }
         if self.persistence == Persistence::Volatile {
             // From now on the kernel destroys the segment at the last detach, even after a crash.
             sysv::shmctl(id, sysv::ShmCommand::Remove)?;
         }
-        let shm = SharedMemory { backing: Backing::SysV(attachment), readonly: false };
         init(&shm);
         Ok(shm)
     }

@@ -34,6 +34,11 @@ pub struct ShmFlags(i32);
 pub const IPC_CREAT: ShmFlags = ShmFlags(libc::IPC_CREAT);
 /// With [`IPC_CREAT`]: fail if the key has a segment already.
 pub const IPC_EXCL: ShmFlags = ShmFlags(libc::IPC_EXCL);
+/// With [`IPC_CREAT`]: back the new segment with huge pages, from the pool reserved in
+/// `/proc/sys/vm/nr_hugepages`. The kernel rounds the memory up to whole huge pages (the
+/// segment's size stays the one asked for); with too few free, `shmget` fails with
+/// [`Limit::HugePages`].
+pub const SHM_HUGETLB: ShmFlags = ShmFlags(libc::SHM_HUGETLB);
 
 impl ShmFlags {
     /// The permission bits `perms & 0o777`, as the mode argument of `chmod`.
@@ -66,13 +71,17 @@ pub fn shmget(key: Key, size: usize, flags: ShmFlags) -> Result<ShmId> {
     }
     let errno = last_errno();
     let creating = flags.0 & libc::IPC_CREAT != 0 || key.is_private();
-    Err(shmget_error(key, size, creating, errno))
+    Err(shmget_error(key, size, creating, flags.0 & libc::SHM_HUGETLB != 0, errno))
 }
 
 /// The error that explains a failed `shmget`.
-fn shmget_error(key: Key, size: usize, creating: bool, errno: Errno) -> Error {
+fn shmget_error(key: Key, size: usize, creating: bool, huge_pages: bool, errno: Errno) -> Error {
     let object = key.to_string();
     match errno {
+        Errno::NOMEM if creating && huge_pages => crate::huge::unavailable(&object, size, crate::huge::Cause::TooFew),
+        Errno::PERM if creating && huge_pages => {
+            crate::huge::unavailable(&object, size, crate::huge::Cause::NotAllowed)
+        }
         Errno::NOENT => Error::NotFound {
             object,
             hint: Some("volatile segments lose their key when marked for removal and are reachable by id only"),
