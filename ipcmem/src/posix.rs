@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{self, AtFlags, FlockOperation, Mode, OFlags, XattrFlags, CWD};
 use rustix::io::Errno;
@@ -156,6 +157,9 @@ pub(crate) struct CreateSpec<'a> {
     pub huge_pages: bool,
     /// Populated before `create_unpublished` returns (see [`crate::prefault`]).
     pub prefault: bool,
+    /// A persistent object that nothing fills before publication may be made under its name
+    /// at once (see `Object::create_direct`).
+    pub direct: bool,
 }
 
 /// How an existing object is opened.
@@ -204,40 +208,47 @@ impl Object {
     /// Makes a new object that has no name yet: sized, with its mode, marked and locked if
     /// volatile, and mapped read-write. [`publish`](Self::publish) gives it its name; dropped
     /// before that, it vanishes without a trace.
+    ///
+    /// With `spec.direct`, the object gets its name at once instead (see [`create_direct`]), and
+    /// `publish` has nothing left to do.
     pub(crate) fn create_unpublished(spec: &CreateSpec<'_>) -> Result<Object> {
         let name = spec.name;
         check_name(name)?;
         let size = object_size(name, spec.len)?;
         let mode = Mode::from_raw_mode(spec.perms | 0o600);
         let dir = directory(name, spec.huge_pages)?;
+        let path = format!("{dir}{name}");
+        if spec.direct && !spec.volatile && !spec.huge_pages {
+            return Object::create_direct(spec, path, dir.len(), size, mode);
+        }
         let fd = fs::openat(CWD, &*dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode).map_err(|errno| {
             let operation =
                 if spec.huge_pages { "open(O_TMPFILE) in the hugetlbfs mount" } else { "open(O_TMPFILE) in /dev/shm" };
             Error::from_errno(&name, operation, errno)
         })?;
-        // One fstat gives the identity and the mode the umask left.
-        let stat = fs::fstat(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
-        let identity = Identity::of(&stat);
-        let map_len = if spec.huge_pages {
-            give_huge_space(name, &fd, size, spec.reserve)?
-        } else {
-            give_space(name, &fd, size, spec.reserve)?;
-            spec.len
-        };
-        if Mode::from_raw_mode(stat.st_mode) != mode {
-            // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
-            fs::fchmod(&fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
-        }
-        if spec.volatile {
-            mark_volatile(name, &fd)?;
-            fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
-        }
-        let mapping = Mapping::new(name, &fd, spec.len, map_len, false, spec.huge_pages)?;
-        if spec.prefault {
-            mapping.populate(name, true, spec.huge_pages, fd.as_fd())?;
-        }
-        let path = format!("{dir}{name}");
+        let (identity, mapping) = prepare(spec, &fd, size, mode)?;
         Ok(Object { path, dir_len: dir.len(), mapping, identity, fd: Some(fd), volatile: spec.volatile })
+    }
+
+    /// Makes a persistent object under its name at once, as `shm_open(O_CREAT | O_EXCL)` and
+    /// `ftruncate` do: one directory operation where atomic publication takes two (`O_TMPFILE`,
+    /// then `linkat`). For the few microseconds until it is sized, the object is visible with
+    /// size 0 and the mode the umask left; openers wait for the size (see [`wait_for_size`]).
+    /// If making it fails half way, the name is removed again.
+    fn create_direct(spec: &CreateSpec<'_>, path: String, dir_len: usize, size: u64, mode: Mode) -> Result<Object> {
+        let name = spec.name;
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd =
+            fs::openat(CWD, path.as_str(), flags, mode).map_err(|errno| Error::from_errno(&name, "open", errno))?;
+        match prepare(spec, &fd, size, mode) {
+            Ok((identity, mapping)) => Ok(Object { path, dir_len, mapping, identity, fd: None, volatile: false }),
+            Err(error) => {
+                if fs::fstat(&fd).is_ok_and(|stat| Identity::of(&stat).is_named(&path)) {
+                    let _ = fs::unlinkat(CWD, path.as_str(), AtFlags::empty());
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Links the object made by [`create_unpublished`](Self::create_unpublished) under its
@@ -270,6 +281,7 @@ impl Object {
             errno => Error::from_errno(&name, "open", errno),
         })?;
         let stat = fs::fstat(&fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
+        let stat = wait_for_size(name, &path, &fd, stat)?;
         let len = mappable_len(name, &stat)?;
         let identity = Identity::of(&stat);
         let volatile = is_marked_volatile(&fd);
@@ -331,6 +343,56 @@ impl Drop for Object {
             let _ = fs::unlinkat(CWD, self.path.as_str(), AtFlags::empty());
         }
     }
+}
+
+/// Readies a new object open at `fd`: its size (space checked or reserved), its exact mode, its
+/// volatile mark and lock, its mapping, prefaulted if asked. Gives its identity and mapping.
+fn prepare(spec: &CreateSpec<'_>, fd: &OwnedFd, size: u64, mode: Mode) -> Result<(Identity, Mapping)> {
+    let name = spec.name;
+    // One fstat gives the identity and the mode the umask left.
+    let stat = fs::fstat(fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
+    let map_len = if spec.huge_pages {
+        give_huge_space(name, fd, size, spec.reserve)?
+    } else {
+        give_space(name, fd, size, spec.reserve)?;
+        spec.len
+    };
+    if Mode::from_raw_mode(stat.st_mode) != mode {
+        // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
+        fs::fchmod(fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
+    }
+    if spec.volatile {
+        mark_volatile(name, fd)?;
+        fs::flock(fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
+    }
+    let mapping = Mapping::new(name, fd, spec.len, map_len, false, spec.huge_pages)?;
+    if spec.prefault {
+        mapping.populate(name, true, spec.huge_pages, fd.as_fd())?;
+    }
+    Ok((Identity::of(&stat), mapping))
+}
+
+/// How long an opener waits for an object that exists but has size 0 to get its size.
+const SIZE_WAIT: Duration = Duration::from_millis(200);
+
+/// The `stat` of the object open at `fd`, once it has a size: an object made by
+/// `shm_open(O_CREAT)` (by ipcmem's direct creation, glibc or Python) is visible with size 0
+/// until its creator sizes it, a matter of microseconds. Waits up to [`SIZE_WAIT`]; an object
+/// whose name went away meanwhile (its creator failed and removed it) is not found.
+fn wait_for_size(name: &str, path: &str, fd: &OwnedFd, stat: fs::Stat) -> Result<fs::Stat> {
+    let deadline = Instant::now() + SIZE_WAIT;
+    let mut stat = stat;
+    while stat.st_size == 0 && Instant::now() < deadline {
+        if !Identity::of(&stat).is_named(path) {
+            return Err(Error::NotFound {
+                object: name.to_owned(),
+                hint: Some("removed while this process was opening it"),
+            });
+        }
+        std::thread::sleep(Duration::from_micros(50));
+        stat = fs::fstat(fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
+    }
+    Ok(stat)
 }
 
 /// The size of an object of `len` bytes, checked: not zero, and within `off_t`.

@@ -117,6 +117,13 @@ impl Default for ShmOptions {
     }
 }
 
+/// Whether a creation fills the object before others may see it (`create_with`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    None,
+    BeforePublication,
+}
+
 /// How many times `open_or_create` tries again when the object vanishes between a failed
 /// create and the open.
 const OPEN_OR_CREATE_TRIES: usize = 64;
@@ -227,10 +234,15 @@ impl ShmOptions {
     /// Makes a new object of `len` bytes; fails with [`Error::AlreadyExists`] if it exists.
     ///
     /// `id` is a POSIX name (`"/name"`), a [`Key`], or [`Key::PRIVATE`] for a new System V
-    /// segment reachable only by its id. A POSIX object appears under its name only once it is
-    /// complete.
+    /// segment reachable only by its id.
+    ///
+    /// A volatile POSIX object appears under its name only once it is complete (sized, marked,
+    /// locked). A persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make
+    /// it, which saves a directory operation: for a few microseconds it has size 0, and openers
+    /// wait for its size. To fill an object before anyone can see it, use
+    /// [`create_with`](Self::create_with).
     pub fn create(&self, id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
-        self.create_with(id, len, |_| ())
+        self.create_filled(&id.into(), len, Fill::None, |_| ())
     }
 
     /// Makes a new object, fills it with `init`, then publishes it.
@@ -239,9 +251,12 @@ impl ShmOptions {
     /// object unfilled. A System V segment is visible by key as soon as it exists, so `init`
     /// runs right after; share a "ready" flag if openers must wait for it.
     pub fn create_with(&self, id: impl Into<Id>, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
-        let id = id.into();
-        match &id {
-            Id::Name(name) => self.create_posix(name, len, init),
+        self.create_filled(&id.into(), len, Fill::BeforePublication, init)
+    }
+
+    fn create_filled(&self, id: &Id, len: usize, fill: Fill, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
+        match id {
+            Id::Name(name) => self.create_posix(name, len, fill, init),
             Id::Key(key) => self.create_sysv(*key, len, init),
             Id::Shm(_) => Err(Error::InvalidArgument {
                 object: id.to_string(),
@@ -294,7 +309,7 @@ impl ShmOptions {
     /// ([`SharedMemory::len`] tells). A volatile System V segment loses its key as soon as it
     /// is made, so `open_or_create` by key refuses [`volatile`](Self::volatile) `true`.
     pub fn open_or_create(&self, id: impl Into<Id>, len: usize) -> Result<(SharedMemory, Outcome)> {
-        self.open_or_create_with(id, len, |_| ())
+        self.open_or_create_filled(&id.into(), len, Fill::None, |_| ())
     }
 
     /// [`open_or_create`](Self::open_or_create), filling a new object with `init` as
@@ -305,7 +320,16 @@ impl ShmOptions {
         len: usize,
         init: impl FnOnce(&SharedMemory),
     ) -> Result<(SharedMemory, Outcome)> {
-        let id = id.into();
+        self.open_or_create_filled(&id.into(), len, Fill::BeforePublication, init)
+    }
+
+    fn open_or_create_filled(
+        &self,
+        id: &Id,
+        len: usize,
+        fill: Fill,
+        init: impl FnOnce(&SharedMemory),
+    ) -> Result<(SharedMemory, Outcome)> {
         if matches!(id, Id::Key(key) if !key.is_private()) && self.persistence == Persistence::Volatile {
             return Err(Error::InvalidArgument {
                 object: id.to_string(),
@@ -317,13 +341,13 @@ impl ShmOptions {
         let mut init = Some(init);
         let mut nameless = None;
         for _ in 0..OPEN_OR_CREATE_TRIES {
-            let created = self.try_create(&id, len, &mut init, &mut nameless);
+            let created = self.try_create(id, len, fill, &mut init, &mut nameless);
             match created {
                 Ok(shm) => return Ok((shm, Outcome::Created)),
                 Err(Error::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error),
             }
-            match self.open(&id) {
+            match self.open(id) {
                 Ok(shm) if shm.len() < len => {
                     return Err(Error::InvalidSize {
                         object: id.to_string(),
@@ -361,18 +385,19 @@ impl ShmOptions {
         &self,
         id: &Id,
         len: usize,
+        fill: Fill,
         init: &mut Option<F>,
         nameless: &mut Option<SharedMemory>,
     ) -> Result<SharedMemory> {
-        let fill = |shm: &SharedMemory| {
+        let init_once = |shm: &SharedMemory| {
             if let Some(init) = init.take() {
                 init(shm);
             }
         };
-        let Id::Name(name) = id else { return self.create_with(id, len, fill) };
+        let Id::Name(name) = id else { return self.create_filled(id, len, fill, init_once) };
         let mut shm = match nameless.take() {
             Some(shm) => shm,
-            None => self.build_posix(name, len, fill)?,
+            None => self.build_posix(name, len, fill, init_once)?,
         };
         match shm.publish() {
             Ok(()) => Ok(shm),
@@ -383,14 +408,28 @@ impl ShmOptions {
         }
     }
 
-    fn create_posix(&self, name: &str, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
-        let mut shm = self.build_posix(name, len, init)?;
+    fn create_posix(
+        &self,
+        name: &str,
+        len: usize,
+        fill: Fill,
+        init: impl FnOnce(&SharedMemory),
+    ) -> Result<SharedMemory> {
+        let mut shm = self.build_posix(name, len, fill, init)?;
         shm.publish()?;
         Ok(shm)
     }
 
-    /// Makes a POSIX object without a name, filled by `init`; `publish` names it.
-    fn build_posix(&self, name: &str, len: usize, init: impl FnOnce(&SharedMemory)) -> Result<SharedMemory> {
+    /// Makes a POSIX object without a name, filled by `init`; `publish` names it. A persistent
+    /// object that nothing fills is named at once (`posix` says how), which saves a directory
+    /// operation; a volatile one must have its mark and lock before anyone can see it.
+    fn build_posix(
+        &self,
+        name: &str,
+        len: usize,
+        fill: Fill,
+        init: impl FnOnce(&SharedMemory),
+    ) -> Result<SharedMemory> {
         let spec = CreateSpec {
             name,
             len,
@@ -399,6 +438,7 @@ impl ShmOptions {
             reserve: self.reserve,
             huge_pages: self.huge_pages,
             prefault: self.prefault || self.lock,
+            direct: fill == Fill::None,
         };
         let shm = SharedMemory { backing: Backing::Posix(posix::Object::create_unpublished(&spec)?), readonly: false };
         // Unpublished: on an error the object vanishes with `shm`.

@@ -464,3 +464,25 @@ fn create_of_an_existing_name_disturbs_nothing() {
         assert_eq!(common::posix_exists(&name), !volatile);
     }
 }
+
+/// An object made by `shm_open(O_CREAT)` is visible with size 0 until its creator sizes it: an
+/// opener waits for the size rather than failing or mapping nothing; one never sized is refused.
+#[test]
+fn open_waits_for_an_object_being_sized() {
+    let mut guard = Guard::new();
+    let name = guard.track(common::unique_name("sizing")).to_string();
+    let path = format!("/dev/shm{name}");
+    let file = std::fs::File::create_new(&path).expect("an empty object, as shm_open(O_CREAT) makes it");
+    let sizer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        file.set_len(4097).expect("size it");
+    });
+    let shm = SharedMemory::open(name.as_str()).expect("the opener waits for the size");
+    assert_eq!(shm.len(), 4097);
+    sizer.join().unwrap();
+
+    let never = guard.track(common::unique_name("never-sized")).to_string();
+    std::fs::File::create_new(format!("/dev/shm{never}")).unwrap();
+    let error = SharedMemory::open(never.as_str()).unwrap_err();
+    assert!(matches!(error, ipcmem::Error::InvalidSize { size: 0, .. }), "{error:?}");
+}

@@ -24,6 +24,7 @@ fn child_entry() {
     let Some((scenario, args)) = common::scenario() else { return };
     match scenario.as_str() {
         "race" => race(&args[0], args[1] == "volatile"),
+        "race-plain" => race_plain(&args[0]),
         "churn" => churn(&args[0], args[1].parse().expect("a number of rounds")),
         other => panic!("unknown scenario {other}"),
     }
@@ -64,6 +65,18 @@ fn race(id: &str, volatile: bool) {
         });
     }
     report(format!("{outcome:?} {} {seen}", shm.len()));
+    common::wait_for_release();
+}
+
+/// Like `race`, with plain `open_or_create` of a persistent object, which is named before it is
+/// sized: reports `Created|Opened LEN` (or `error MESSAGE`); an opener must never see size 0.
+fn race_plain(name: &str) {
+    report("ready");
+    assert_eq!(common::read_line().as_deref(), Some("go"), "the start signal");
+    match SharedMemory::options().volatile(false).open_or_create(name, LEN) {
+        Ok((shm, outcome)) => report(format!("{outcome:?} {}", shm.len())),
+        Err(error) => report(format!("error {error}")),
+    }
     common::wait_for_release();
 }
 
@@ -153,6 +166,20 @@ fn posix_persistent_race() {
         let shm = SharedMemory::open(&name).expect("the object outlives its racers");
         assert_eq!(shm.len(), LEN);
         assert_ne!(shm.load_u64(0, Ordering::Acquire).unwrap(), 0);
+    }
+}
+
+#[test]
+fn posix_persistent_plain_race_never_shows_size_zero() {
+    for _ in 0..ROUNDS * 3 {
+        let mut guard = Guard::new();
+        let name = guard.track(common::unique_name("race-plain"));
+        let mut racers = start_racers("race-plain", &[&name.to_string()]);
+        let reports: Vec<String> = racers.iter_mut().map(Held::next_report).collect();
+        let created = reports.iter().filter(|line| *line == &format!("Created {LEN}")).count();
+        let opened = reports.iter().filter(|line| *line == &format!("Opened {LEN}")).count();
+        assert_eq!((created, opened), (1, RACERS - 1), "{reports:?}");
+        release_all(racers);
     }
 }
 
