@@ -86,7 +86,7 @@ impl ShmPeer {
             (None, None)
         };
         let turn = (mode == "mutex-condvar")
-            .then(|| (Mutex::init_at(&shm, LOCK, 0_u32).unwrap(), Condvar::init_at(&shm, TURN).unwrap()));
+            .then(|| (init_mutex(&shm, LOCK, 0_u32).unwrap(), Condvar::init_at(&shm, TURN).unwrap()));
         let child = child(mode).arg(&name).spawn().expect("spawn the child");
         let ready = &shm.atomic_u32s(READY, 1).unwrap()[0];
         let deadline = Instant::now() + PATIENCE;
@@ -255,7 +255,7 @@ fn pong_shm(mode: &str, name: &str) {
             }
         }
         "mutex-condvar" => {
-            let mutex = Mutex::<u32>::attach_at(&shm, LOCK).unwrap();
+            let mutex = attach_mutex::<u32>(&shm, LOCK).unwrap();
             let condvar = Condvar::attach_at(&shm, TURN).unwrap();
             ready.store(1, Ordering::Release);
             let mut guard = mutex.lock().unwrap().into_guard();
@@ -283,4 +283,21 @@ fn pong_shm(mode: &str, name: &str) {
             }
         }
     }
+}
+
+/// [`Mutex::init_at`] for these tests and benches, which write a mutex's bytes only through its
+/// handles.
+fn init_mutex<T: bytemuck::Pod>(
+    shm: &std::sync::Arc<SharedMemory>,
+    offset: usize,
+    value: T,
+) -> ipcmem::Result<Mutex<T>> {
+    // SAFETY: nothing here writes the mutex's bytes other than through `Mutex` handles.
+    unsafe { Mutex::init_at(shm, offset, value) }
+}
+
+/// [`Mutex::attach_at`], under the same promise as `init_mutex`.
+fn attach_mutex<T: bytemuck::Pod>(shm: &std::sync::Arc<SharedMemory>, offset: usize) -> ipcmem::Result<Mutex<T>> {
+    // SAFETY: as in `init_mutex`.
+    unsafe { Mutex::attach_at(shm, offset) }
 }

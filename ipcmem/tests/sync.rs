@@ -144,7 +144,7 @@ fn sem_umask(name: &str) -> i32 {
 /// Takes the robust mutex, half updates its data, raises the mark and waits to be killed.
 fn mutex_hold(shm: &str) -> i32 {
     let shm = open_shared(shm);
-    let mutex = Mutex::<Pair>::attach_at(&shm, 0).expect("attach the mutex");
+    let mutex = attach_mutex::<Pair>(&shm, 0).expect("attach the mutex");
     let mut guard = mutex.lock().expect("lock").into_guard();
     guard.update(|pair| pair[0] = 1); // the second word would follow: the owner dies first
     mark(&shm).store(1, Ordering::Release);
@@ -175,7 +175,7 @@ fn rwlock_try(shm: &str) -> i32 {
 /// Counts itself in as a waiter, waits for `go` (word 1), then counts itself as woken (word 2).
 fn cond_wait(shm: &str, offset: usize) -> i32 {
     let shm = open_shared(shm);
-    let mutex = Mutex::<[u32; 3]>::attach_at(&shm, 0).expect("attach the mutex");
+    let mutex = attach_mutex::<[u32; 3]>(&shm, 0).expect("attach the mutex");
     let condvar = Condvar::attach_at(&shm, offset).expect("attach the condition variable");
     let mut guard = mutex.lock().unwrap().into_guard();
     guard.update(|words| words[0] += 1);
@@ -349,7 +349,7 @@ fn semaphore_bad_input_is_a_clear_error() {
     assert!(error.to_string().contains("nothing has been initialised"), "{error}");
     let readonly = Arc::new(SharedMemory::open_readonly(name.as_str()).unwrap());
     assert!(matches!(Semaphore::init_at(&readonly, 0, 0), Err(Error::ReadOnly { .. })));
-    let _mutex = Mutex::init_at(&shm, 512, 0_u32).unwrap();
+    let _mutex = init_mutex(&shm, 512, 0_u32).unwrap();
     let error = Semaphore::attach_at(&shm, 512).unwrap_err();
     assert!(error.to_string().contains("a mutex is there"), "{error}");
     let sem = Semaphore::init_at(&shm, 0, 0).unwrap();
@@ -362,12 +362,12 @@ fn semaphore_bad_input_is_a_clear_error() {
 fn robust_mutex_reports_a_killed_owner_and_recovers() {
     let mut guard = Guard::new();
     let (shm, name) = shared(&mut guard, "robust");
-    let mutex = Mutex::init_at(&shm, 0, [0_u64; 2]).unwrap();
+    let mutex = init_mutex(&shm, 0, [0_u64; 2]).unwrap();
     let mut child = wait_for_mark(&shm, spawn("mutex-hold", &[&name]));
 
     // Attaching while the child holds it changes nothing: the lock stays held, the data stays.
     let other = open_shared(&name);
-    let (attached, outcome) = Mutex::init_or_attach_at(&other, 0, [9_u64; 2]).unwrap();
+    let (attached, outcome) = init_or_attach_mutex(&other, 0, [9_u64; 2]).unwrap();
     assert_eq!(outcome, Outcome::Opened);
     assert!(attached.try_lock().unwrap().is_none(), "the child holds the lock");
     assert!(mutex.lock_timeout(Duration::from_millis(20)).unwrap().is_none());
@@ -393,7 +393,7 @@ fn robust_mutex_reports_a_killed_owner_and_recovers() {
 fn a_mutex_left_inconsistent_becomes_unusable() {
     let mut guard = Guard::new();
     let (shm, name) = shared(&mut guard, "unrecovered");
-    let mutex = Mutex::init_at(&shm, 0, [0_u64; 2]).unwrap();
+    let mutex = init_mutex(&shm, 0, [0_u64; 2]).unwrap();
     let mut child = wait_for_mark(&shm, spawn("mutex-hold", &[&name]));
     child.kill().unwrap();
     wait_child(child);
@@ -408,7 +408,7 @@ fn a_mutex_left_inconsistent_becomes_unusable() {
 fn mutex_locked_twice_by_one_thread_is_an_error_not_a_deadlock() {
     let mut guard = Guard::new();
     let (shm, _) = shared(&mut guard, "relock");
-    let mutex = Mutex::init_at(&shm, 0, 7_u32).unwrap();
+    let mutex = init_mutex(&shm, 0, 7_u32).unwrap();
     let held = mutex.lock().unwrap().into_guard();
     let error = mutex.lock().unwrap_err();
     assert!(error.to_string().contains("holds the lock already"), "{error}");
@@ -419,20 +419,20 @@ fn mutex_locked_twice_by_one_thread_is_an_error_not_a_deadlock() {
 fn mutex_attach_checks_kind_and_data_size() {
     let mut guard = Guard::new();
     let (shm, _) = shared(&mut guard, "mutex-kind");
-    let _mutex = Mutex::init_at(&shm, 0, 0_u32).unwrap();
-    let error = Mutex::<u64>::attach_at(&shm, 0).unwrap_err();
+    let _mutex = init_mutex(&shm, 0, 0_u32).unwrap();
+    let error = attach_mutex::<u64>(&shm, 0).unwrap_err();
     assert!(error.to_string().contains("4 bytes of data, not 8"), "{error}");
-    assert!(matches!(Mutex::init_at(&shm, 0, 1_u32), Err(Error::AlreadyExists { .. })));
+    assert!(matches!(init_mutex(&shm, 0, 1_u32), Err(Error::AlreadyExists { .. })));
     assert!(RwLock::<u32>::attach_at(&shm, 0).is_err());
-    assert!(matches!(Mutex::init_at(&shm, 12, 0_u32), Err(Error::Misaligned { .. })));
+    assert!(matches!(init_mutex(&shm, 12, 0_u32), Err(Error::Misaligned { .. })));
 }
 
 #[test]
 fn a_forgotten_guard_keeps_the_memory_mapped() {
     let mut guard = Guard::new();
     let (shm, _) = shared(&mut guard, "forgotten");
-    let first = Mutex::init_at(&shm, 0, 0_u32).unwrap();
-    let second = Mutex::init_at(&shm, 128, 0_u32).unwrap();
+    let first = init_mutex(&shm, 0, 0_u32).unwrap();
+    let second = init_mutex(&shm, 128, 0_u32).unwrap();
     std::mem::forget(first.lock().unwrap());
     let before = Arc::strong_count(&shm);
     drop(first);
@@ -481,7 +481,7 @@ fn condvar_notify_all_wakes_every_waiting_process() {
     let mut guard = Guard::new();
     let (shm, name) = shared(&mut guard, "condvar");
     // Words: waiting, go, woken.
-    let mutex = Mutex::init_at(&shm, 0, [0_u32; 3]).unwrap();
+    let mutex = init_mutex(&shm, 0, [0_u32; 3]).unwrap();
     let condvar = Condvar::init_at(&shm, 512).unwrap();
     let children: Vec<Child> = (0..WAITERS).map(|_| spawn("cond-wait", &[&name, "512"])).collect();
     // A waiter counts itself in under the lock and releases it only by waiting: once the count
@@ -506,7 +506,7 @@ fn condvar_notify_all_wakes_every_waiting_process() {
 fn condvar_wait_timeout_times_out() {
     let mut guard = Guard::new();
     let (shm, _) = shared(&mut guard, "condvar-timeout");
-    let mutex = Mutex::init_at(&shm, 0, 0_u32).unwrap();
+    let mutex = init_mutex(&shm, 0, 0_u32).unwrap();
     let condvar = Condvar::init_at(&shm, 128).unwrap();
     let (attached, outcome) = Condvar::init_or_attach_at(&shm, 128).unwrap();
     assert_eq!(outcome, Outcome::Opened);
@@ -583,4 +583,31 @@ fn event_wait_timeout_and_bad_places() {
     assert!(matches!(Event::attach_at(&shm, 4092), Err(Error::OutOfBounds { .. })));
     let readonly = Arc::new(SharedMemory::open_readonly(name.as_str()).unwrap());
     assert!(matches!(Event::attach_at(&readonly, 0), Err(Error::ReadOnly { .. })));
+}
+
+/// [`Mutex::init_at`] for these tests and benches, which write a mutex's bytes only through its
+/// handles.
+fn init_mutex<T: bytemuck::Pod>(
+    shm: &std::sync::Arc<SharedMemory>,
+    offset: usize,
+    value: T,
+) -> ipcmem::Result<Mutex<T>> {
+    // SAFETY: nothing here writes the mutex's bytes other than through `Mutex` handles.
+    unsafe { Mutex::init_at(shm, offset, value) }
+}
+
+/// [`Mutex::attach_at`], under the same promise as `init_mutex`.
+fn attach_mutex<T: bytemuck::Pod>(shm: &std::sync::Arc<SharedMemory>, offset: usize) -> ipcmem::Result<Mutex<T>> {
+    // SAFETY: as in `init_mutex`.
+    unsafe { Mutex::attach_at(shm, offset) }
+}
+
+/// [`Mutex::init_or_attach_at`], under the same promise as `init_mutex`.
+fn init_or_attach_mutex<T: bytemuck::Pod>(
+    shm: &std::sync::Arc<SharedMemory>,
+    offset: usize,
+    value: T,
+) -> ipcmem::Result<(Mutex<T>, ipcmem::Outcome)> {
+    // SAFETY: as in `init_mutex`.
+    unsafe { Mutex::init_or_attach_at(shm, offset, value) }
 }

@@ -33,7 +33,8 @@ struct Repr {
 ///
 /// let name = format!("/ipcmem-doc-condvar-{}", std::process::id());
 /// let shm = Arc::new(SharedMemory::create(name.as_str(), 4096)?);
-/// let ready = Mutex::init_at(&shm, 0, 0_u32)?;
+/// // SAFETY: the mutex's bytes are written only through its handles.
+/// let ready = unsafe { Mutex::init_at(&shm, 0, 0_u32)? };
 /// let changed = Condvar::init_at(&shm, 128)?;
 ///
 /// // A waiter (in real use, another process) waits until `ready` is set, at most 10 ms here.

@@ -32,7 +32,8 @@
 //! the thread unlocks, so bytes written there (by another process, or by `write_at` or `unsafe`
 //! code in this one) can make the holder write to memory it never meant to. Share robust
 //! mutexes only with processes trusted as much as this one, and never write a lock's bytes
-//! other than through its handle. Semaphores, read-write locks, condition variables and
+//! other than through its handle: that is the promise the `unsafe` constructors of [`Mutex`]
+//! ask for, since safe code of this process (`write_at`) could otherwise break it. Semaphores, read-write locks, condition variables and
 //! [`Event`](crate::Event)s hold no pointers: garbage in them gives wrong counts or wake-ups,
 //! nothing worse.
 //! Requires glibc 2.34 or later (the `*_clock*` calls, used to wait on `CLOCK_MONOTONIC`).

@@ -40,10 +40,12 @@ struct Repr<T> {
 ///
 /// let name = format!("/ipcmem-doc-mutex-{}", std::process::id());
 /// let shm = Arc::new(SharedMemory::create(name.as_str(), 4096)?);
-/// let counter = Mutex::init_at(&shm, 0, 0_u64)?;
+/// // SAFETY: nothing writes the mutex's bytes but its handles (no `write_at` over them).
+/// let counter = unsafe { Mutex::init_at(&shm, 0, 0_u64)? };
 ///
 /// // Another process: SharedMemory::open(name) and Mutex::<u64>::attach_at(&shm, 0).
-/// let same = Mutex::<u64>::attach_at(&shm, 0)?;
+/// // SAFETY: as above.
+/// let same = unsafe { Mutex::<u64>::attach_at(&shm, 0)? };
 ///
 /// match same.lock()? {
 ///     LockResult::Acquired(mut guard) => guard.update(|n| *n += 1),
@@ -106,7 +108,15 @@ impl<T: Pod> Mutex<T> {
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) if a mutex is there already, and
     /// with a clear error if the place is out of bounds, misaligned (see [`ALIGN`](Self::ALIGN)),
     /// read-only, or holds another kind of object.
-    pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<Mutex<T>> {
+    ///
+    /// # Safety
+    /// While any handle of this mutex lives, in any process, its bytes (`offset` to
+    /// `offset + SIZE`) must be written only through `Mutex` handles: glibc keeps pointers of
+    /// its owner's robust list inside the mutex and writes through them when the lock is taken
+    /// or released, so bytes written over a held mutex (by `write_at`, an unsafe slice, or
+    /// another process) could make the owner write anywhere in its memory. Give write
+    /// permission on the object only to processes that keep to this.
+    pub unsafe fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<Mutex<T>> {
         let place = Place::new::<Repr<T>>(shm, offset)?;
         place.initialise(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
         Ok(Mutex::with_place(place))
@@ -114,7 +124,11 @@ impl<T: Pod> Mutex<T> {
 
     /// Uses the mutex already at `offset` of `shm`, without touching it: if another process
     /// holds it, it stays held. Fails if no `Mutex<T>` (with a `T` of this size) is there.
-    pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Mutex<T>> {
+    ///
+    /// # Safety
+    /// As for [`init_at`](Self::init_at): the mutex's bytes are written only through `Mutex`
+    /// handles while any handle lives.
+    pub unsafe fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Mutex<T>> {
         let place = Place::new::<Repr<T>>(shm, offset)?;
         place.attach(Kind::Mutex, size_of::<T>())?;
         Ok(Mutex::with_place(place))
@@ -122,7 +136,11 @@ impl<T: Pod> Mutex<T> {
 
     /// Makes a mutex holding `value` at `offset` if the place is unused, else attaches to the
     /// one there; says which. Of processes racing on one place, exactly one initialises.
-    pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(Mutex<T>, Outcome)> {
+    ///
+    /// # Safety
+    /// As for [`init_at`](Self::init_at): the mutex's bytes are written only through `Mutex`
+    /// handles while any handle lives.
+    pub unsafe fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(Mutex<T>, Outcome)> {
         let place = Place::new::<Repr<T>>(shm, offset)?;
         let outcome = place.initialise_or_attach(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
         Ok((Mutex::with_place(place), outcome))
