@@ -6,6 +6,7 @@
 
 mod args;
 mod array;
+mod bench;
 mod cli;
 mod data;
 mod demo;
@@ -46,6 +47,8 @@ fn run(command: Command) -> Outcome {
         }
         Command::Array(ArrayCommand::Show { object, limit }) => array::show(&object, limit),
         Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchPong(args) => bench::pong(&args),
         Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
     }
 }
