@@ -47,9 +47,9 @@ Examples:
   ...
   | mechanism                               | median  | p99     | ratio to busy-wait |
   |-----------------------------------------|---------|---------|--------------------|
-  | busy-wait on a shared word (the floor)  | 80.0 ns | 140 ns  | 1.00               |
-  | Event, spinning (default budget, 20 µs) | 120 ns  | 160 ns  | 1.50               |
-  | Event, parking at once (spin budget 0)  | 4.75 µs | 7.22 µs | 59.38              |
+  | busy-wait on a shared word (the floor)  | 106 ns  | 150 ns  | 1.00               |
+  | Event, spinning (default budget, 20 µs) | 148 ns  | 8.64 µs | 1.40               |
+  | Event, parking at once (spin budget 0)  | 47.1 µs | 66.4 µs | 443.99             |
   ...";
 
 /// The options of `bench`.
