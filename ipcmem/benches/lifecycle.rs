@@ -265,26 +265,7 @@ struct Leftovers;
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        let prefix = prefix();
-        if let Ok(entries) = std::fs::read_dir(ipcmem::posix::SHM_DIR) {
-            for entry in entries.flatten() {
-                let name = format!("/{}", entry.file_name().to_string_lossy());
-                if name.starts_with(&prefix) {
-                    let _ = shmrm(name.as_str());
-                }
-            }
-        }
-        let pid = std::process::id().to_string();
-        let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
-        for line in table.lines().skip(1) {
-            // Columns: key shmid perms size cpid lpid ...
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if let (Some(id), Some(&cpid)) = (fields.get(1).and_then(|id| id.parse().ok()), fields.get(4)) {
-                if cpid == pid {
-                    let _ = shmrm(ipcmem::ShmId::from_raw(id));
-                }
-            }
-        }
+        ipcmem::gc::sweep(&prefix());
     }
 }
 

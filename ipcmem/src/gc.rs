@@ -104,3 +104,37 @@ fn is_unheld(fd: &OwnedFd) -> bool {
     let Ok(stat) = fs::fstat(fd) else { return false };
     inventory::held_inodes().is_some_and(|held| !held.contains(&Inode::of(&stat)))
 }
+
+/// Removes what a run of this process may have left behind: every POSIX object whose name
+/// starts with `prefix` (such as `/myapp-1234-`), and every System V segment this process
+/// created (its `cpid`). Errors are ignored: this is the last resort of a cleanup guard, for
+/// tests and benchmarks that give their objects such names.
+///
+/// ```
+/// let prefix = format!("/ipcmem-doc-sweep-{}-", std::process::id());
+/// ipcmem::SharedMemory::options().volatile(false).create(format!("{prefix}a"), 1)?;
+/// ipcmem::gc::sweep(&prefix);
+/// assert!(ipcmem::SharedMemory::open(format!("{prefix}a")).is_err());
+/// # Ok::<(), ipcmem::Error>(())
+/// ```
+pub fn sweep(prefix: &str) {
+    if let Ok(entries) = std::fs::read_dir(SHM_DIR) {
+        for entry in entries.flatten() {
+            let name = format!("/{}", entry.file_name().to_string_lossy());
+            if name.starts_with(prefix) {
+                let _ = crate::shmrm(name.as_str());
+            }
+        }
+    }
+    let pid = std::process::id().to_string();
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+    for line in table.lines().skip(1) {
+        // Columns: key shmid perms size cpid lpid ...
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(id), Some(&cpid)) = (fields.get(1).and_then(|id| id.parse().ok()), fields.get(4)) {
+            if cpid == pid {
+                let _ = crate::shmrm(crate::ShmId::from_raw(id));
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use ipcmem::{shmrm, Key, ShmId};
+use ipcmem::Key;
 
 use super::failure;
 use crate::failure::Failure;
@@ -91,24 +91,5 @@ impl Drop for Sweep {
 /// Removes the POSIX objects under this process's prefix and the System V segments this
 /// process created. Errors are ignored: this is the last resort.
 pub fn sweep() {
-    let prefix = prefix();
-    if let Ok(entries) = std::fs::read_dir(ipcmem::posix::SHM_DIR) {
-        for entry in entries.flatten() {
-            let name = format!("/{}", entry.file_name().to_string_lossy());
-            if name.starts_with(&prefix) {
-                let _ = shmrm(name.as_str());
-            }
-        }
-    }
-    let pid = std::process::id().to_string();
-    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
-    for line in table.lines().skip(1) {
-        // Columns: key shmid perms size cpid lpid ...
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if let (Some(id), Some(&cpid)) = (fields.get(1).and_then(|id| id.parse().ok()), fields.get(4)) {
-            if cpid == pid {
-                let _ = shmrm(ShmId::from_raw(id));
-            }
-        }
-    }
+    ipcmem::gc::sweep(&prefix());
 }
