@@ -40,6 +40,8 @@
 //! | `post`, `wait`, `trywait`, `timedwait`, `sem[]` | [`post`](Semaphore::post), [`wait`](Semaphore::wait), [`try_wait`](Semaphore::try_wait), [`wait_timeout`](Semaphore::wait_timeout), [`value`](Semaphore::value) |
 //! | process-shared locks (not robust, re-initialised on attach) | [`sync::Mutex`] (robust), [`sync::RwLock`], [`sync::Condvar`], and [`Event`] (spin, then futex) |
 
+#![warn(missing_docs)]
+
 mod access;
 pub mod array;
 pub mod error;
