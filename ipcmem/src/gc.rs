@@ -14,6 +14,7 @@
 //! # Ok::<(), ipcmem::Error>(())
 //! ```
 
+use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 
@@ -53,6 +54,8 @@ pub fn collect(mode: Mode) -> Result<Vec<Collected>> {
         reason: format!("cannot list the directory: {error}"),
     })?;
     let me = rustix::process::geteuid().as_raw();
+    // A dry run reads the holders once, from /proc/locks (see `is_unheld`); `None` if unreadable.
+    let held = if mode == Mode::DryRun { inventory::held_inodes() } else { None };
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
@@ -61,7 +64,7 @@ pub fn collect(mode: Mode) -> Result<Vec<Collected>> {
             continue;
         }
         let name = format!("/{file_name}");
-        if let Some(removed) = collect_one(&name, mode) {
+        if let Some(removed) = collect_one(&name, mode, held.as_ref()) {
             found.push(Collected { name, reason: REASON, removed });
         }
     }
@@ -70,7 +73,7 @@ pub fn collect(mode: Mode) -> Result<Vec<Collected>> {
 }
 
 /// Collects `name` if it is volatile and unheld: `Some(removed)`; `None` if it is not garbage.
-fn collect_one(name: &str, mode: Mode) -> Option<bool> {
+fn collect_one(name: &str, mode: Mode, held: Option<&HashSet<Inode>>) -> Option<bool> {
     let path = posix::path_of(name);
     let fd = fs::openat(
         CWD,
@@ -83,7 +86,7 @@ fn collect_one(name: &str, mode: Mode) -> Option<bool> {
         return None;
     }
     if mode == Mode::DryRun {
-        return is_unheld(&fd).then_some(false);
+        return is_unheld(&fd, held).then_some(false);
     }
     // Holding the exclusive lock keeps any opener waiting until we are done; an opener that
     // then finds the name gone reports the object as not found.
@@ -95,14 +98,15 @@ fn collect_one(name: &str, mode: Mode) -> Option<bool> {
     Some(same && fs::unlinkat(CWD, path.as_str(), AtFlags::empty()).is_ok())
 }
 
-/// Whether no process holds the object open at `fd`, read from `/proc/locks`.
+/// Whether no process holds the object open at `fd`, by the `held` files read from `/proc/locks`
+/// (`None`: unknown, so held).
 ///
 /// A dry run must not probe with a lock of its own: if the last holder dropped its handle while
 /// the probe held the lock, that holder would believe someone else still held the object and
 /// leave it behind.
-fn is_unheld(fd: &OwnedFd) -> bool {
+fn is_unheld(fd: &OwnedFd, held: Option<&HashSet<Inode>>) -> bool {
     let Ok(stat) = fs::fstat(fd) else { return false };
-    inventory::held_inodes().is_some_and(|held| !held.contains(&Inode::of(&stat)))
+    held.is_some_and(|held| !held.contains(&Inode::of(&stat)))
 }
 
 /// Removes what a run of this process may have left behind: every POSIX object whose name

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ipcmem::{shmrm, Key, SharedMemory};
 
-use super::stats::{self, Samples, Table};
+use super::stats::{self, Samples};
 use super::{failure, progress, raw, stop, warm_up, Settings};
 use crate::failure::{Failure, Outcome};
 
@@ -80,20 +80,12 @@ pub fn run(settings: &Settings) -> Outcome {
             }
         }
     }
-    let mut table = Table::new(&["kind", "how", "median", "ratio to raw"]);
-    let mut baseline = Duration::ZERO;
-    for (variant, samples) in VARIANTS.iter().zip(&samples) {
-        let median = samples.median();
-        if variant.raw {
-            baseline = median;
-        }
-        table.row(vec![
-            variant.kind.into(),
-            variant.how.into(),
-            stats::duration(median),
-            stats::format_ratio(stats::ratio(median, baseline)),
-        ]);
-    }
+    let table = stats::ratio_to_raw_table(VARIANTS.iter().zip(&samples).map(|(variant, samples)| stats::Compared {
+        kind: variant.kind,
+        how: variant.how,
+        raw: variant.raw,
+        median: samples.median(),
+    }));
     let about = format!(
         "Create a 4 KiB object, write one byte, drop it (and remove it): the median of {} \
          iterations of each, taking turns. Ratio: the median over that of the raw calls of the \

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use ipcmem::{Id, Key, SharedMemory};
 
-use super::stats::{self, Samples, Table};
+use super::stats::{self, Samples};
 use super::{failure, progress, raw, stop, warm_up, Settings};
 use crate::failure::{Failure, Outcome};
 
@@ -137,20 +137,12 @@ fn sysv_segment(size: usize) -> Result<Key, Failure> {
 }
 
 fn print(settings: &Settings, variants: &[Variant<'_>], samples: &[Samples]) {
-    let mut table = Table::new(&["kind", "how", "median", "ratio to raw"]);
-    let mut baseline = Duration::ZERO;
-    for (variant, samples) in variants.iter().zip(samples) {
-        let median = samples.median();
-        if variant.raw {
-            baseline = median;
-        }
-        table.row(vec![
-            variant.kind.into(),
-            variant.how.into(),
-            stats::duration(median),
-            stats::format_ratio(stats::ratio(median, baseline)),
-        ]);
-    }
+    let table = stats::ratio_to_raw_table(variants.iter().zip(samples).map(|(variant, samples)| stats::Compared {
+        kind: variant.kind,
+        how: variant.how,
+        raw: variant.raw,
+        median: samples.median(),
+    }));
     let about = format!(
         "Open an existing {} object read-write, mapping all of it and learning its length: the \
          median of {} iterations of each, taking turns; the detach is not timed. Ratio: the \

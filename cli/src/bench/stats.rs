@@ -183,6 +183,37 @@ impl Table {
     }
 }
 
+/// One row of a table that compares each way of doing a thing with the raw calls of its kind.
+pub struct Compared<'a> {
+    /// "POSIX" or "System V".
+    pub kind: &'a str,
+    /// What the row measures.
+    pub how: &'a str,
+    /// Whether this row is the raw calls, the baseline of the rows of its kind that follow.
+    pub raw: bool,
+    /// The row's median.
+    pub median: Duration,
+}
+
+/// The table `kind | how | median | ratio to raw`; each raw row is the baseline of the rows
+/// after it, up to the next raw row.
+pub fn ratio_to_raw_table<'a>(rows: impl IntoIterator<Item = Compared<'a>>) -> Table {
+    let mut table = Table::new(&["kind", "how", "median", "ratio to raw"]);
+    let mut baseline = Duration::ZERO;
+    for row in rows {
+        if row.raw {
+            baseline = row.median;
+        }
+        table.row(vec![
+            row.kind.into(),
+            row.how.into(),
+            duration(row.median),
+            format_ratio(ratio(row.median, baseline)),
+        ]);
+    }
+    table
+}
+
 /// Prints a [`section`].
 pub fn print_section(title: &str, about: &str, table: &Table, notes: &[String]) {
     println!("{}", section(title, about, table, notes));
