@@ -1,0 +1,21 @@
+//! Mirror ipcmem frame streams between machines over [Zenoh](https://zenoh.io).
+//!
+//! A publishing bridge reads a local stream ([`ipcmem::stream`]) and puts each frame on a Zenoh
+//! key expression as one [`message`]; a subscribing bridge writes the frames it receives into a
+//! local stream of its own machine, keeping the source's serials. The core library and the
+//! `ipcmem` tool never depend on Zenoh: only this crate does.
+//!
+//! - [`publish`] and [`subscribe`] are the two halves, for programs that embed a bridge; the
+//!   binary `ipcmem-bridge` runs one of them with a status line every second.
+//! - [`SessionOptions`] opens the Zenoh session from endpoints (`tcp/HOST:PORT`).
+//! - [`message`] is the wire layout (versioned, documented in `docs/zenoh-message.md`).
+#![warn(missing_docs)]
+
+pub mod message;
+pub mod session;
+pub mod status;
+pub mod stop;
+
+pub use session::{SessionError, SessionOptions};
+pub use status::{Stats, Totals};
+pub use zenoh;

@@ -1,0 +1,3 @@
+//! `ipcmem-bridge`: mirror an ipcmem frame stream between machines over Zenoh.
+
+fn main() {}
