@@ -11,11 +11,23 @@
 //! - [`message`] is the wire layout (versioned, documented in `docs/zenoh-message.md`).
 #![warn(missing_docs)]
 
+pub mod bridge;
 pub mod message;
+pub mod publish;
 pub mod session;
 pub mod status;
 pub mod stop;
+pub mod subscribe;
+
+pub use bridge::{BridgeError, Context, Event};
+pub use publish::publish;
+pub use subscribe::{subscribe, SubscribeOptions};
 
 pub use session::{SessionError, SessionOptions};
 pub use status::{Stats, Totals};
 pub use zenoh;
+
+/// `640x480`.
+pub(crate) fn dims_text(dims: &[usize]) -> String {
+    dims.iter().map(ToString::to_string).collect::<Vec<_>>().join("x")
+}

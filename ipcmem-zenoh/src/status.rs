@@ -10,6 +10,7 @@ pub struct Stats {
     frames: AtomicU64,
     bytes: AtomicU64,
     lost: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -21,6 +22,8 @@ pub struct Totals {
     pub bytes: u64,
     /// Frames lost: missed by the publisher's reader, or gaps in the serials received.
     pub lost: u64,
+    /// Messages refused (they did not decode).
+    pub refused: u64,
 }
 
 impl Stats {
@@ -31,12 +34,18 @@ impl Stats {
         self.lost.fetch_add(lost, Ordering::Relaxed);
     }
 
+    /// Counts one message refused.
+    pub fn refuse(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The totals now.
     pub fn totals(&self) -> Totals {
         Totals {
             frames: self.frames.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             lost: self.lost.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 }
@@ -47,8 +56,9 @@ pub fn status_line(label: &str, before: Totals, now: Totals, elapsed: Duration) 
     #[allow(clippy::cast_precision_loss)] // rates for a human; f64 is precise enough
     let (rate, mbytes) =
         ((now.frames - before.frames) as f64 / seconds, (now.bytes - before.bytes) as f64 / seconds / 1e6);
+    let refused = if now.refused > 0 { format!(", {} refused", now.refused) } else { String::new() };
     format!(
-        "{label}: {rate:.1} frames/s, {mbytes:.1} MB/s, lost {} (total: {} frames, {} lost)",
+        "{label}: {rate:.1} frames/s, {mbytes:.1} MB/s, lost {} (total: {} frames, {} lost{refused})",
         now.lost - before.lost,
         now.frames,
         now.lost
@@ -78,8 +88,8 @@ mod tests {
 
     #[test]
     fn status_line_shows_rates_and_loss() {
-        let before = Totals { frames: 10, bytes: 1_000_000, lost: 1 };
-        let now = Totals { frames: 110, bytes: 101_000_000, lost: 4 };
+        let before = Totals { frames: 10, bytes: 1_000_000, lost: 1, refused: 0 };
+        let now = Totals { frames: 110, bytes: 101_000_000, lost: 4, refused: 0 };
         let line = status_line("publish /cam", before, now, Duration::from_secs(1));
         assert_eq!(line, "publish /cam: 100.0 frames/s, 100.0 MB/s, lost 3 (total: 110 frames, 4 lost)");
     }
