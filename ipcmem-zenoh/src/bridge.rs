@@ -50,6 +50,11 @@ pub enum Event {
         /// Why, as the stream says it.
         reason: String,
     },
+    /// Subscribers now match the publisher's key expression (`true`), or none does any more.
+    Subscribers {
+        /// Whether any subscriber matches.
+        matching: bool,
+    },
     /// The subscriber made or took over its local stream.
     StreamReady {
         /// `created` or `attached to the existing stream`.
@@ -79,6 +84,8 @@ impl fmt::Display for Event {
             Self::SourceGone { reason } => {
                 write!(f, "source stream's writer is gone ({reason}): liveliness withdrawn, waiting for a new writer")
             }
+            Self::Subscribers { matching: true } => f.write_str("subscribers match the key expression"),
+            Self::Subscribers { matching: false } => f.write_str("no subscriber matches the key expression"),
             Self::StreamReady { how, element, dims } => {
                 write!(f, "local stream {how}: {element} {}", crate::dims_text(dims))
             }

@@ -11,15 +11,21 @@
 //!   `wait_before_drop` (1 ms by default) is dropped instead of blocking. Zenoh does not say
 //!   which, so the subscriber counts them, as gaps in the serials.
 //!
+//! When the local stream's writer goes, the last frame is put once more with
+//! [`CongestionControl::Block`]: a subscriber that missed it (and so could not count the frames
+//! before it as lost, no frame following them) gets it, so that received plus lost is what was
+//! published; a subscriber that had it ignores the repeat.
+//!
 //! While the local stream has a writer, the bridge holds a Zenoh liveliness token on its key
 //! expression; it withdraws the token when that writer is gone, and Zenoh withdraws it when
 //! the bridge's process ends or its session is lost. Subscribers follow the token to report the
 //! writer gone in their own stream.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipcmem::stream::{FrameInfo, RawReader};
 use ipcmem::Error;
+use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
@@ -41,10 +47,19 @@ pub fn publish(reader: RawReader, session: &zenoh::Session, key: &str, context: 
     let mut source = Source::new(reader);
     let mut token = None;
     let mut publisher_lost = 0u64;
+    let mut last = None;
+    let mut matching = Matching::default();
     while !context.stopped() {
+        matching.check(&publisher, context);
         match source.next(context)? {
             Next::Nothing => {}
             Next::WriterGone(reason) => {
+                if let Some(payload) = last.take() {
+                    // The stream's last frame again, this time reliably (Block): frames dropped
+                    // at its end would show as a gap to no one, as no frame follows them.
+                    let repeat = session.put(key.to_owned(), payload).congestion_control(CongestionControl::Block);
+                    repeat.wait().map_err(|error| BridgeError::zenoh("put the last frame", key, &error))?;
+                }
                 if token.take().is_some() {
                     context.event(&Event::SourceGone { reason });
                 }
@@ -57,13 +72,41 @@ pub fn publish(reader: RawReader, session: &zenoh::Session, key: &str, context: 
                     context.event(&Event::SourceAlive);
                 }
                 publisher_lost += info.lost;
-                let message = source.message(&info, publisher_lost);
+                let message = ZBytes::from(source.message(&info, publisher_lost));
+                // A clone shares the bytes: kept to repeat the last frame when the stream ends.
+                last = Some(message.clone());
                 publisher.put(message).wait().map_err(|error| BridgeError::zenoh("put a frame", key, &error))?;
                 context.stats.record(source.frame.len(), info.lost);
             }
         }
     }
     Ok(())
+}
+
+/// Whether subscribers match the key expression, looked at every [`MATCHING_CHECK`]: said
+/// when it changes, so that a user (or a test) knows when frames start to reach someone.
+#[derive(Default)]
+struct Matching {
+    matching: bool,
+    checked: Option<Instant>,
+}
+
+/// How often the publisher asks Zenoh whether subscribers match.
+const MATCHING_CHECK: Duration = Duration::from_millis(100);
+
+impl Matching {
+    fn check(&mut self, publisher: &zenoh::pubsub::Publisher<'_>, context: &Context<'_>) {
+        if self.checked.is_some_and(|checked| checked.elapsed() < MATCHING_CHECK) {
+            return;
+        }
+        self.checked = Some(Instant::now());
+        // A failed look (the session closing) changes nothing: the next put says why.
+        let Ok(status) = publisher.matching_status().wait() else { return };
+        if status.matching() != self.matching {
+            self.matching = status.matching();
+            context.event(&Event::Subscribers { matching: self.matching });
+        }
+    }
 }
 
 /// What the local stream gave.

@@ -10,7 +10,8 @@
 //!   by the local readers.
 //! - **Re-creation.** A frame of another type or dims, or a serial not above the last one (the
 //!   remote stream was re-created, or another publisher took over), re-creates the local stream:
-//!   its readers follow to the new one.
+//!   its readers follow to the new one. A serial equal to the last one is a repeat (the
+//!   publisher repeats a stream's last frame when the stream ends) and is ignored.
 //! - **Never blocking Zenoh.** Samples wait in a ring of [`SubscribeOptions::queue`] messages;
 //!   when it is full the oldest is dropped (a gap in serials, counted as lost), so a slow local
 //!   side never holds up Zenoh's threads or the network.
@@ -83,7 +84,7 @@ pub fn subscribe(
         })
         .wait()
         .map_err(|error| BridgeError::zenoh("declare a liveliness subscriber", key, &error))?;
-    let mut local = Local { obj: obj.into(), options: options.clone(), writer: None };
+    let mut local = Local { obj: obj.into(), options: options.clone(), writer: None, last_serial: 0 };
     let mut publishers = Publishers::default();
     while !context.stopped() {
         publishers.update(&presence, context);
@@ -149,6 +150,9 @@ struct Local {
     obj: Id,
     options: SubscribeOptions,
     writer: Option<RawWriter>,
+    /// The serial of the last frame written, kept when the writer closes: a repeat of it (the
+    /// publisher repeats a stream's last frame) is ignored.
+    last_serial: u64,
 }
 
 impl Local {
@@ -163,9 +167,13 @@ impl Local {
             }
         };
         let header = &message.header;
+        if header.serial == self.last_serial {
+            return Ok(()); // a repeat
+        }
         let writer = self.writer_for(header, context)?;
         let lost = header.serial - writer.last_serial() - 1;
         writer.publish_with_serial(header.serial, header.acquired_ns, message.frame)?;
+        self.last_serial = header.serial;
         context.stats.record(message.frame.len(), lost);
         Ok(())
     }
