@@ -37,7 +37,12 @@ use crate::message::FrameHeader;
 /// Runs on: when the stream's writer goes, the bridge withdraws its liveliness token and waits
 /// for a new writer; a stream re-created under the same name (other type or dims included) is
 /// followed. Fails only when the local stream or Zenoh fails.
-pub fn publish(reader: RawReader, session: &zenoh::Session, key: &str, context: &Context<'_>) -> Result<(), BridgeError> {
+pub fn publish(
+    reader: RawReader,
+    session: &zenoh::Session,
+    key: &str,
+    context: &Context<'_>,
+) -> Result<(), BridgeError> {
     let publisher = session
         .declare_publisher(key.to_owned())
         .congestion_control(CongestionControl::Drop)

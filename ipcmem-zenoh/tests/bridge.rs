@@ -84,7 +84,12 @@ impl Proc {
     fn wait_for(&self, text: &str, timeout: Duration) {
         let start = Instant::now();
         while !self.stderr().contains(text) {
-            assert!(start.elapsed() < timeout, "{} did not say {text:?} within {timeout:?}:\n{}", self.name, self.stderr());
+            assert!(
+                start.elapsed() < timeout,
+                "{} did not say {text:?} within {timeout:?}:\n{}",
+                self.name,
+                self.stderr()
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -175,7 +180,10 @@ fn bridge_subscribe(key: &str, local: &str, endpoint: (&str, u16)) -> Proc {
 
 /// `ipcmem stream watch OBJ --json --check` and the given options.
 fn watch(local: &str, options: &[&str]) -> Proc {
-    Proc::spawn("ipcmem stream watch", Command::new(ipcmem()).args(["stream", "watch", local, "--json", "--check"]).args(options))
+    Proc::spawn(
+        "ipcmem stream watch",
+        Command::new(ipcmem()).args(["stream", "watch", local, "--json", "--check"]).args(options),
+    )
 }
 
 /// What `watch --json` printed: the serials of the frames, and the summary's frames and lost.
@@ -218,17 +226,17 @@ fn frames_arrive_exact_and_every_loss_is_counted() {
     let publisher = bridge_publish(&source, &key, ("connect", port));
     publisher.wait_for("subscribers match", Duration::from_secs(20));
     let watcher = watch(&local, &["--timeout", "30"]);
-    let published = 600;
-    run(Command::new(ipcmem()).args(["stream", "publish", &source, "--count", &published.to_string(), "--rate", "300"]));
+    let sent = 600;
+    run(Command::new(ipcmem()).args(["stream", "publish", &source, "--count", &sent.to_string(), "--rate", "300"]));
     // The source's writer closed: the publisher withdraws its token, the subscriber closes
     // its writer, and the watch ends saying so, after its summary.
     let (status, stdout, stderr) = watcher.finish(Duration::from_secs(30));
     assert!(!status.success() && stderr.contains("writer is gone"), "watch: {status}\n{stderr}");
-    let watched = parse_watch(&stdout);
-    assert!(watched.serials.windows(2).all(|pair| pair[0] < pair[1]), "serials rise");
-    assert_eq!(watched.frames, watched.serials.len() as u64);
-    assert_eq!(watched.serials.last().copied(), Some(published), "the last frame arrived");
-    assert_eq!(watched.frames + watched.lost, published, "received + lost = published");
+    let seen = parse_watch(&stdout);
+    assert!(seen.serials.windows(2).all(|pair| pair[0] < pair[1]), "serials rise");
+    assert_eq!(seen.frames, seen.serials.len() as u64);
+    assert_eq!(seen.serials.last().copied(), Some(sent), "the last frame arrived");
+    assert_eq!(seen.frames + seen.lost, sent, "received + lost = published");
     let subscriber_log = subscriber.stop();
     assert!(subscriber_log.contains("attached to the existing stream"), "{subscriber_log}");
     assert!(subscriber_log.contains("remote publisher gone"), "{subscriber_log}");
@@ -252,9 +260,9 @@ fn at_full_rate_losses_are_counted_and_frames_exact() {
     run(Command::new(ipcmem()).args(["stream", "publish", &source, "--count", "1000"]));
     let (status, stdout, stderr) = watcher.finish(Duration::from_secs(120));
     assert!(!status.success() && stderr.contains("writer is gone"), "watch: {status}\n{stderr}");
-    let watched = parse_watch(&stdout);
-    assert_eq!(watched.serials.last().copied(), Some(1000), "the last frame arrived (repeated reliably)");
-    assert_eq!(watched.frames + watched.lost, 1000, "received + lost = published");
+    let seen = parse_watch(&stdout);
+    assert_eq!(seen.serials.last().copied(), Some(1000), "the last frame arrived (repeated reliably)");
+    assert_eq!(seen.frames + seen.lost, 1000, "received + lost = published");
     drop(subscriber.stop());
     drop(publisher.stop());
 }
@@ -268,7 +276,8 @@ fn a_restarted_subscriber_gets_frames_again() {
     let publisher = bridge_publish(&source, &key, ("listen", port));
     let camera = Proc::spawn(
         "ipcmem stream publish",
-        Command::new(ipcmem()).args(["stream", "publish", &source, "--create", "i32", "8x8", "--slots", "8", "--rate", "200"]),
+        Command::new(ipcmem())
+            .args(["stream", "publish", &source, "--create", "i32", "8x8", "--slots", "8", "--rate", "200"]),
     );
     let first = bridge_subscribe(&key, &local, ("connect", port));
     let (status, _, stderr) = watch(&local, &["--count", "20", "--timeout", "20"]).finish(Duration::from_secs(30));
@@ -297,7 +306,8 @@ fn a_killed_publisher_is_a_writer_gone_within_a_second() {
     let publisher = bridge_publish(&source, &key, ("connect", port));
     let camera = Proc::spawn(
         "ipcmem stream publish",
-        Command::new(ipcmem()).args(["stream", "publish", &source, "--create", "u8", "64", "--slots", "8", "--rate", "200"]),
+        Command::new(ipcmem())
+            .args(["stream", "publish", &source, "--create", "u8", "64", "--slots", "8", "--rate", "200"]),
     );
     let watcher = watch(&local, &["--timeout", "20"]);
     subscriber.wait_for("remote publisher alive", Duration::from_secs(20));
@@ -307,6 +317,7 @@ fn a_killed_publisher_is_a_writer_gone_within_a_second() {
     let (status, _, stderr) = watcher.finish(Duration::from_secs(10));
     let noticed = killed.elapsed();
     assert!(!status.success() && stderr.contains("writer is gone"), "watch: {status}\n{stderr}");
+    eprintln!("the local stream said writer gone {noticed:?} after the publisher was killed");
     assert!(noticed < Duration::from_secs(1), "writer gone after {noticed:?}");
     drop(camera.stop());
     drop(subscriber.stop());
@@ -329,7 +340,8 @@ fn a_change_of_type_and_dims_recreates_the_local_stream() {
     fs::remove_file(Path::new("/dev/shm").join(source.trim_start_matches('/'))).expect("remove the source");
     let camera = Proc::spawn(
         "ipcmem stream publish",
-        Command::new(ipcmem()).args(["stream", "publish", &source, "--create", "f64", "4x3x2", "--slots", "8", "--rate", "200"]),
+        Command::new(ipcmem())
+            .args(["stream", "publish", &source, "--create", "f64", "4x3x2", "--slots", "8", "--rate", "200"]),
     );
     // "re-created" if the old stream is still held, "created" if it went with its writer.
     subscriber.wait_for("f64 4x3x2", Duration::from_secs(20));
