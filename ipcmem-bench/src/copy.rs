@@ -12,10 +12,11 @@ use std::hint::black_box;
 
 use ipcmem::SharedMemory;
 
-use super::raw::PrivateMemory;
-use super::stats::{self, timed, Samples, Table};
-use super::{progress, stop, Settings};
-use crate::failure::Failure;
+use crate::failure::{Failure, Outcome};
+use crate::raw::PrivateMemory;
+use crate::section::{Counts, Section};
+use crate::stats::{self, timed, Samples, Table};
+use crate::{progress, stop, Settings};
 
 /// A copy of the whole object's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +54,19 @@ struct Buffers {
     buffer: Vec<u8>,
 }
 
+/// The copy section, in the default run (`--copy` alone).
+pub const SECTION: Section = Section {
+    flag: "copy",
+    help: "Copies in and out (read_at, write_at) against memcpy, from 64 B to --size",
+    in_default_run: true,
+    large: true,
+    reps: Counts { full: 5, quick: 2 },
+    iterations: Counts::NONE,
+    run,
+};
+
 /// Measures, and gives the section to print.
-pub fn run(settings: &Settings) -> Result<String, Failure> {
+pub fn run(settings: &Settings) -> Outcome {
     progress(&format!("bulk copy of {}", stats::bytes(settings.size)));
     let mut buffers = buffers(settings.size)?;
     let mut samples = vec![Samples::with_capacity(settings.reps); COPIES.len()];
@@ -68,7 +80,8 @@ pub fn run(settings: &Settings) -> Result<String, Failure> {
             }
         }
     }
-    Ok(section(settings, &samples))
+    println!("{}", section(settings, &samples));
+    Ok(())
 }
 
 fn section(settings: &Settings, samples: &[Samples]) -> String {
