@@ -40,6 +40,8 @@ impl Counts {
 /// What one section measures, and how often: its defaults, unless the command line says.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
+    /// Whether `--quick` was given: small batches, few repetitions.
+    pub quick: bool,
     /// The size of the large objects.
     pub size: usize,
     /// Repetitions of each whole measurement.
@@ -53,6 +55,7 @@ impl Settings {
     pub fn new(options: &Options, section: &Section) -> Settings {
         let pick = |counts: Counts| if options.quick { counts.quick } else { counts.full };
         Settings {
+            quick: options.quick,
             size: options.size.unwrap_or(if options.quick { 4 << 20 } else { 1 << 30 }),
             reps: options.reps.map_or(pick(section.reps), |n| n as usize),
             iterations: options.iterations.map_or(pick(section.iterations), |n| n as usize),

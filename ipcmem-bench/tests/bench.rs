@@ -166,7 +166,7 @@ fn bench_quick_prints_every_table_and_leaves_nothing() {
         "## Lifecycle of a 4 KiB object",
         "## Time until a fresh object is fully usable",
         "## Open of an existing object",
-        "## Bulk copy bandwidth",
+        "## Copy in and out: safe copy against memcpy",
     ] {
         assert!(run.stdout.contains(title), "no {title:?}:\n{}", run.stdout);
     }
@@ -196,13 +196,17 @@ fn bench_quick_prints_every_table_and_leaves_nothing() {
             "shared_memory 0.12: open",
             "raw: shmget(key), shmctl(IPC_STAT), shmat",
             "ipcmem: open(key)",
-            // copy
-            "in: memcpy into private memory",
-            "in: write_at",
-            "in: memcpy into the mapping",
-            "out: memcpy out of private memory",
-            "out: read_at",
-            "out: memcpy out of the mapping",
+            // copy: 64 B to --size (4 MiB with --quick), each way
+            "64 B | in: write_at",
+            "64 B | out: read_at",
+            "4 KiB | in: write_at",
+            "4 KiB | out: read_at",
+            "256 KiB | in: write_at",
+            "256 KiB | out: read_at",
+            "1 MiB | in: write_at",
+            "1 MiB | out: read_at",
+            "4 MiB | in: write_at",
+            "4 MiB | out: read_at",
         ],
     );
     assert!(run.stdout.contains("prefault is"), "the speed-ups of prefault:\n{}", run.stdout);
