@@ -221,7 +221,9 @@ fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
     assert_rows(
         &run.stdout,
         &[
-            "busy-wait on a shared word",
+            "busy-wait on a shared word, pause at each check",
+            "busy-wait on a shared word, no pause",
+            "busy-wait on a shared word, no pause, pinned",
             "Event, spinning",
             "Event, parking at once",
             "anonymous semaphores",
@@ -230,7 +232,7 @@ fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
             "Unix socket",
         ],
     );
-    assert!(run.stdout.contains("Event spinning / busy-wait:"), "{}", run.stdout);
+    assert!(run.stdout.contains("Event spinning / the floor:"), "{}", run.stdout);
     assert_nothing_left(run.pid);
 }
 
