@@ -10,6 +10,8 @@
 //! System V, by this process: what an error, a panic or an interruption (SIGINT, SIGTERM,
 //! SIGHUP) leaves is removed by a sweep when the run ends (see [`stop`]).
 
+#[cfg(feature = "zenoh")]
+mod bridge;
 mod copy;
 mod failure;
 mod lifecycle;
@@ -30,7 +32,12 @@ use crate::failure::{failure, Outcome};
 use crate::section::{Section, Settings};
 
 /// Every section, in the order a run measures them.
+#[cfg(not(feature = "zenoh"))]
 const SECTIONS: &[Section] = &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION];
+/// Every section, in the order a run measures them; `--zenoh` with the cargo feature `zenoh`.
+#[cfg(feature = "zenoh")]
+const SECTIONS: &[Section] =
+    &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION, bridge::SECTION];
 
 /// The text after the options in `--help`.
 const AFTER_HELP: &str = "\
