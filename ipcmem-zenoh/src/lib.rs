@@ -9,6 +9,28 @@
 //!   binary `ipcmem-bridge` runs one of them with a status line every second.
 //! - [`SessionOptions`] opens the Zenoh session from endpoints (`tcp/HOST:PORT`).
 //! - [`message`] is the wire layout (versioned, documented in `docs/zenoh-message.md`).
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use ipcmem::stream::RawReader;
+//! use ipcmem_zenoh::{Context, SessionOptions, Stats, SubscribeOptions};
+//!
+//! let session = SessionOptions {
+//!     connect: vec!["tcp/192.168.1.10:7447".into()],
+//!     multicast: false,
+//!     ..SessionOptions::default()
+//! }
+//! .open()?;
+//! let stop = AtomicBool::new(false); // raise it (from another thread) to stop
+//! let stats = Stats::default(); // frames, bytes, lost: read them while it runs
+//! let context = Context { stop: &stop, stats: &stats, on_event: &|event| eprintln!("{event}") };
+//!
+//! // One side:
+//! ipcmem_zenoh::publish(RawReader::open("/cam")?, &session, "lab/cam1", &context)?;
+//! // or the other:
+//! ipcmem_zenoh::subscribe(&session, "lab/cam1", "/cam", &SubscribeOptions::default(), &context)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod bridge;
