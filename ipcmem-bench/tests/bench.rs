@@ -290,3 +290,25 @@ fn a_size_beyond_the_free_space_is_refused_before_anything_is_made() {
     assert!(!run.stdout.contains("##"), "nothing measured: {}", run.stdout);
     assert_nothing_left(run.pid);
 }
+
+/// `--zenoh --quick` (cargo feature `zenoh`): both paths of every case measured, nothing left.
+#[cfg(feature = "zenoh")]
+#[test]
+fn bench_zenoh_quick_measures_both_paths_and_leaves_nothing() {
+    let run = run(&["--zenoh", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## Streams over Zenoh (loopback)"), "{}", run.stdout);
+    let rows = rows(&run.stdout);
+    assert_eq!(rows.len(), 8, "2 sizes x 2 rates x 2 paths:\n{}", run.stdout);
+    for size in ["64 KiB", "1 MiB"] {
+        for rate in ["full", "1000 Hz"] {
+            for path in ["local stream", "Zenoh, loopback TCP"] {
+                let wanted = format!("{size} | {rate} | {path}");
+                let row = rows.iter().find(|row| row.join(" | ").contains(&wanted));
+                let row = row.unwrap_or_else(|| panic!("no row {wanted:?}:\n{}", run.stdout));
+                assert!(row.iter().any(|cell| is_time(cell)), "{row:?}");
+            }
+        }
+    }
+    assert_nothing_left(run.pid);
+}
