@@ -11,7 +11,9 @@
 //! Latency is from the frame's acquisition time (stamped by the camera just before it
 //! publishes; the bridge carries it) to its receipt by the reader, on the same clock. Lost is
 //! the share of frames the reader missed (serial gaps: overruns of a ring, Zenoh's drops under
-//! congestion). Each case runs `--reps` times (3 by default) for a few seconds; the table shows
+//! congestion); for the Zenoh path, the share the publishing bridge itself missed in the
+//! camera's ring is shown apart (the bridge is slower than the camera: it drops, the camera
+//! never waits). Each case runs `--reps` times (3 by default) for a few seconds; the table shows
 //! the median over the repetitions and, for frames per second, their spread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +60,9 @@ struct Seen {
     lost: u64,
     latencies_ns: Vec<u64>,
     seconds: f64,
+    /// For the Zenoh path: the share of frames the publishing bridge missed in the camera's
+    /// ring (over the whole run), the rest of the loss being Zenoh's and the subscriber's.
+    at_source: f64,
 }
 
 impl Seen {
@@ -92,6 +97,7 @@ fn run(settings: &Settings) -> Outcome {
         "latency p50",
         "latency p99",
         "lost",
+        "missed by the bridge in the camera's ring",
     ]);
     for frame_bytes in FRAME_SIZES {
         for rate in [None, Some(1000.0)] {
@@ -135,6 +141,7 @@ fn row(frame_bytes: usize, asked: &str, path: &str, runs: &[Seen]) -> Vec<String
     #[allow(clippy::cast_precision_loss)]
     let latency = |fraction: f64| median(runs.iter().map(|seen| seen.latency(fraction) as f64).collect()) / 1e9;
     let lost = median(runs.iter().map(Seen::lost_share).collect());
+    let at_source = median(runs.iter().map(|seen| seen.at_source).collect());
     vec![
         stats::bytes(frame_bytes),
         asked.to_owned(),
@@ -145,6 +152,7 @@ fn row(frame_bytes: usize, asked: &str, path: &str, runs: &[Seen]) -> Vec<String
         stats::seconds(latency(0.5)),
         stats::seconds(latency(0.99)),
         format!("{:.1} %", lost * 100.0),
+        if path.starts_with("Zenoh") { format!("{:.1} %", at_source * 100.0) } else { "-".into() },
     ]
 }
 
@@ -197,7 +205,12 @@ fn measure_once(frame_bytes: usize, rate: Option<f64>, measure: Duration) -> Res
         camera?;
         bridges.0?;
         bridges.1?;
-        Ok((seen.0?, seen.1?))
+        let (local, mut remote) = (seen.0?, seen.1?);
+        let published = publish_stats.totals();
+        #[allow(clippy::cast_precision_loss)] // a share for a table
+        let share = published.lost as f64 / (published.frames + published.lost).max(1) as f64;
+        remote.at_source = share;
+        Ok((local, remote))
     });
     for name in [&source, &mirror] {
         let _ = ipcmem::SharedMemory::open(name.as_str()).and_then(|shm| shm.remove());

@@ -6,6 +6,9 @@ use zenoh::Wait;
 /// Connection retries: from 250 ms, doubling, at most every second.
 const CONNECT_RETRY: &str = "{period_init_ms: 250, period_max_ms: 1000, period_increase_factor: 2}";
 
+/// Batches in the data priority's transmission queue (Zenoh's maximum).
+const DATA_QUEUE_BATCHES: usize = 16;
+
 /// How a bridge joins Zenoh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -66,6 +69,10 @@ impl SessionOptions {
         if !self.listen.is_empty() {
             insert(&mut config, "listen/endpoints", json_list(&self.listen))?;
         }
+        // Room for a whole 1 MiB frame (16 batches of 64 KiB) in the data queue, so that a put
+        // copies its fragments in at once instead of waiting for the sending thread batch by
+        // batch (Zenoh's default is 2 batches).
+        insert(&mut config, "transport/link/tx/queue/size/data", DATA_QUEUE_BATCHES.to_string())?;
         insert(&mut config, "scouting/multicast/enabled", self.multicast.to_string())?;
         if !self.multicast {
             // Only the given endpoints: no gossip that would teach peers other addresses.
