@@ -34,7 +34,7 @@ pub enum BridgeError {
 
 impl BridgeError {
     pub(crate) fn zenoh(what: &'static str, key: &str, error: &zenoh::Error) -> BridgeError {
-        BridgeError::Zenoh { what, key: key.to_owned(), reason: error.to_string() }
+        BridgeError::Zenoh { what, key: key.to_owned(), reason: crate::zenoh_reason(error) }
     }
 }
 

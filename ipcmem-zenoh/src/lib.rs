@@ -53,3 +53,27 @@ pub use zenoh;
 pub(crate) fn dims_text(dims: &[usize]) -> String {
     dims.iter().map(ToString::to_string).collect::<Vec<_>>().join("x")
 }
+
+/// Zenoh's error message without the source locations it puts in (` at /…/file.rs:777.`),
+/// which say nothing to a user.
+pub fn zenoh_reason(error: &impl std::fmt::Display) -> String {
+    let mut text = error.to_string();
+    while let Some(at) = text.find(" at /") {
+        let Some(rs) = text[at..].find(".rs:").map(|rs| at + rs + 4) else { break };
+        let digits = text[rs..].find(|c: char| !c.is_ascii_digit()).map_or(text.len(), |end| rs + end);
+        let end = if text[digits..].starts_with('.') { digits + 1 } else { digits };
+        text.replace_range(at..end, "");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zenoh_reason_drops_source_locations() {
+        let text = "Endpoints must be of the form x: nonsense at /root/.cargo/a/endpoint.rs:615., location: 1";
+        assert_eq!(super::zenoh_reason(&text), "Endpoints must be of the form x: nonsense, location: 1");
+        assert_eq!(super::zenoh_reason(&"empty chunks at /x/borrowed.rs:777."), "empty chunks");
+        assert_eq!(super::zenoh_reason(&"look at /dev/shm"), "look at /dev/shm");
+    }
+}

@@ -35,7 +35,7 @@ enum Command {
         /// The local stream: /name, key:N or id:N. Waited for if it does not exist yet.
         obj: Id,
         /// The Zenoh key expression to publish on, e.g. lab/cam1.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_key)]
         key: String,
         #[command(flatten)]
         zenoh: ZenohArgs,
@@ -43,6 +43,7 @@ enum Command {
     /// Write the frames published on a Zenoh key expression into a local stream.
     Subscribe {
         /// The Zenoh key expression to subscribe to, e.g. lab/cam1.
+        #[arg(value_parser = parse_key)]
         key: String,
         /// The local stream: /name, key:N or id:N. Made on the first frame, or taken over if it
         /// exists without a writer and matches in type and dims.
@@ -88,6 +89,13 @@ impl ZenohArgs {
             client: self.client,
         }
     }
+}
+
+/// A key expression as Zenoh accepts it (checked before any wait or connection).
+fn parse_key(text: &str) -> Result<String, String> {
+    zenoh::key_expr::KeyExpr::try_from(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("{text:?} is not a Zenoh key expression: {}", ipcmem_zenoh::zenoh_reason(&error)))
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {

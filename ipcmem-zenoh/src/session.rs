@@ -86,13 +86,17 @@ impl SessionOptions {
         zenoh::open(self.config()?).wait().map_err(|error| SessionError::Open {
             connect: self.connect.clone(),
             listen: self.listen.clone(),
-            reason: error.to_string(),
+            reason: crate::zenoh_reason(&error),
         })
     }
 }
 
 fn insert(config: &mut zenoh::Config, key: &'static str, value: String) -> Result<(), SessionError> {
-    config.insert_json5(key, &value).map_err(|error| SessionError::Config { key, value, reason: error.to_string() })
+    config.insert_json5(key, &value).map_err(|error| SessionError::Config {
+        key,
+        value,
+        reason: crate::zenoh_reason(&error),
+    })
 }
 
 /// A JSON list of strings (endpoints hold no quotes or backslashes, but escape them anyway).
