@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The `ipcmem` command, built next to this test (by `cargo test --workspace`, or here).
+/// The `ipcmem` command: built next to this test by `cargo test --workspace`; else built here,
+/// in a target directory of its own (the running `cargo test` holds the lock of its own).
 fn ipcmem() -> PathBuf {
     static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -25,14 +26,17 @@ fn ipcmem() -> PathBuf {
             let exe = std::env::current_exe().expect("the test's path");
             let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/..");
             let path = dir.join("ipcmem");
-            if !path.exists() {
-                let status = Command::new(env!("CARGO"))
-                    .args(["build", "-p", "ipcmem-cli", "--bin", "ipcmem"])
-                    .status()
-                    .expect("cargo runs");
-                assert!(status.success(), "cannot build the ipcmem command");
+            if path.exists() {
+                return path;
             }
-            path
+            let own = dir.join("ipcmem-zenoh-tests");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "ipcmem-cli", "--bin", "ipcmem", "--target-dir"])
+                .arg(&own)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cannot build the ipcmem command");
+            own.join("debug").join("ipcmem")
         })
         .clone()
 }
