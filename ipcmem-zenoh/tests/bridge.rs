@@ -123,10 +123,15 @@ impl Proc {
 
     /// Stops it with SIGTERM and checks that it stopped cleanly (status 0).
     fn stop(self) -> String {
-        self.signal(libc::SIGTERM);
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Stops it with `signal` and checks that it stopped cleanly (status 0).
+    fn stop_with(self, signal: libc::c_int) -> String {
+        self.signal(signal);
         let name = self.name;
         let (status, _, stderr) = self.finish(Duration::from_secs(10));
-        assert!(status.success(), "{name} did not stop cleanly on SIGTERM ({status}):\n{stderr}");
+        assert!(status.success(), "{name} did not stop cleanly on signal {signal} ({status}):\n{stderr}");
         stderr
     }
 }
@@ -392,6 +397,6 @@ fn a_hostile_message_is_refused_and_the_bridge_goes_on() {
     subscriber.wait_for("message refused", Duration::from_secs(10));
     subscriber.wait_for("local stream created: u8 4", Duration::from_secs(10));
     session.close().wait().expect("close");
-    let log = subscriber.stop();
+    let log = subscriber.stop_with(libc::SIGINT);
     assert!(log.contains("shorter than the 48-byte header"), "{log}");
 }
