@@ -206,9 +206,9 @@ fn measure_once(frame_bytes: usize, rate: Option<f64>, measure: Duration) -> Res
         bridges.0?;
         bridges.1?;
         let (local, mut remote) = (seen.0?, seen.1?);
-        let published = publish_stats.totals();
+        let carried = publish_stats.totals();
         #[allow(clippy::cast_precision_loss)] // a share for a table
-        let share = published.lost as f64 / (published.frames + published.lost).max(1) as f64;
+        let share = carried.lost as f64 / (carried.frames + carried.lost).max(1) as f64;
         remote.at_source = share;
         Ok((local, remote))
     });
