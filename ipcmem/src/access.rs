@@ -84,10 +84,7 @@ mod portable;
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 mod x86_64;
 
-pub(crate) use claims::{claim, release, Conflict};
-
-/// Whether copies on this build turn faults of the mapping into errors.
-pub(crate) const FAULT_SAFE: bool = cfg!(all(target_arch = "x86_64", target_os = "linux", not(miri)));
+pub(crate) use claims::{claim, release};
 
 /// The signal a fault raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,5 +225,65 @@ mod tests {
                 assert!(target[..start].iter().chain(&target[start + len..]).all(|b| *b == 0));
             }
         }
+    }
+
+    /// A shared mapping of a memfd of `pages` pages, its descriptor kept for `ftruncate`.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    fn memfd_mapping(pages: usize) -> (rustix::fd::OwnedFd, *mut u8, usize) {
+        use rustix::mm::{mmap, MapFlags, ProtFlags};
+        let len = pages * crate::page_size();
+        let fd = rustix::fs::memfd_create("ipcmem-access-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, len as u64).unwrap();
+        // SAFETY: a new mapping of our own memfd at an address the kernel chooses.
+        let ptr = unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0) }
+            .unwrap();
+        (fd, ptr.cast(), len)
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    fn a_fault_past_the_end_of_a_shrunk_file_is_an_error_of_every_copy_size() {
+        let (fd, base, len) = memfd_mapping(4);
+        let page = crate::page_size();
+        // SAFETY: within our mapping; nothing else uses it.
+        unsafe { store(base, &vec![7; len]) }.unwrap();
+        rustix::fs::ftruncate(&fd, page as u64).unwrap();
+        for size in [1, 3, 7, 15, 31, 63, 100, 4000, 2 * page, 3 * page] {
+            let at = len - size;
+            let mut buf = vec![0; size];
+            // SAFETY: within the mapping, which stays mapped (its pages past the end are gone).
+            let fault = unsafe { load(base.add(at), &mut buf) }.unwrap_err();
+            assert_eq!(fault.signal, Signal::Bus, "{size}");
+            assert!((base as usize + page..base as usize + len).contains(&fault.address), "{size}: {fault:?}");
+            // SAFETY: as above.
+            let fault = unsafe { store(base.add(at), &buf) }.unwrap_err();
+            assert_eq!(fault.signal, Signal::Bus, "{size}");
+            // SAFETY: as above.
+            assert!(unsafe { touch(base.add(at), true) }.is_err());
+        }
+        // The first page is still there.
+        let mut first = vec![0; page];
+        // SAFETY: as above.
+        unsafe { load(base, &mut first) }.unwrap();
+        assert!(first.iter().all(|b| *b == 7));
+        // SAFETY: our mapping, unused from now on.
+        unsafe { rustix::mm::munmap(base.cast(), len) }.unwrap();
+    }
+
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    fn a_store_to_a_read_only_page_is_a_segv_error() {
+        let (_fd, base, len) = memfd_mapping(2);
+        // SAFETY: our own mapping.
+        unsafe { rustix::mm::mprotect(base.cast(), len, rustix::mm::MprotectFlags::READ) }.unwrap();
+        // SAFETY: within the mapping, which stays mapped.
+        let fault = unsafe { store(base.add(10), &[1; 100]) }.unwrap_err();
+        assert_eq!((fault.signal, fault.address), (Signal::Segv, base as usize + 10));
+        let mut buf = [1; 100];
+        // SAFETY: as above; reading is allowed.
+        unsafe { load(base.add(10), &mut buf) }.unwrap();
+        assert_eq!(buf, [0; 100]);
+        // SAFETY: our mapping, unused from now on.
+        unsafe { rustix::mm::munmap(base.cast(), len) }.unwrap();
     }
 }

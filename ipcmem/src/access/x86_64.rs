@@ -227,9 +227,9 @@ extern "C" {
 /// The addresses of the routines' instructions, `begin..end`, and of the fix-up.
 pub(super) fn code_range() -> (usize, usize, usize) {
     (
-        __ipcmem_access_begin as usize,
-        __ipcmem_access_end as usize,
-        __ipcmem_access_fixup as usize,
+        __ipcmem_access_begin as *const () as usize,
+        __ipcmem_access_end as *const () as usize,
+        __ipcmem_access_fixup as *const () as usize,
     )
 }
 
