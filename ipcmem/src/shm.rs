@@ -647,8 +647,8 @@ impl SharedMemory {
                 object,
                 limit: crate::Limit::NoSpace,
                 detail: format!(
-                    "no space left in {} ({free} of {total} bytes free) for the page at offset {at} of this sparse \
-                     object; make objects with reserve(true) to allocate their pages at creation",
+                    "{free} of {total} bytes free in {}: the page at offset {at} of this sparse object could not be \
+                     allocated; make objects with reserve(true) to allocate their pages at creation",
                     posix.directory()
                 ),
             },

@@ -54,23 +54,28 @@ fn segments(claims: &[Claim], start: usize, len: usize) -> Vec<(Range<usize>, us
     segments
 }
 
-/// For each word of `width` (aligned) that `range` of the shared bytes at `base` touches: the
-/// word's offset from `base` (may be before `range.start`) and the part of it within `range`,
-/// as offsets from `base`.
-fn words(base: usize, range: Range<usize>, width: usize) -> impl Iterator<Item = (usize, Range<usize>)> {
-    let first = range.start - (base + range.start) % width;
-    (first..range.end).step_by(width).map(move |word| (word, word.max(range.start)..(word + width).min(range.end)))
+/// For each word of `width` (aligned) that `range` of the bytes at address `base` touches:
+/// the distance from `base` to the word (which may start before `base`: a copy may begin in
+/// the middle of a claimed word), and the part of the word within `range`, as offsets from
+/// `base` and from the word.
+fn words(base: usize, range: Range<usize>, width: usize) -> impl Iterator<Item = (usize, Range<usize>, Range<usize>)> {
+    let (start, end) = (base + range.start, base + range.end);
+    let first = start - start % width;
+    (first..end).step_by(width).map(move |word| {
+        let (from, to) = (word.max(start), (word + width).min(end));
+        (word.wrapping_sub(base), from - base..to - base, from - word..to - word)
+    })
 }
 
 /// # Safety
 /// `range` lies within the readable bytes at `src`, and every word of `width` it touches lies
 /// within the mapping, aligned.
 unsafe fn load_segment(src: *const u8, range: Range<usize>, width: usize, dst: &mut [u8]) {
-    for (word, part) in words(src as usize, range, width) {
-        // SAFETY: the caller's promise for the word at `word`; the pointer is derived from
-        // `src`, within the same mapping.
-        let bytes = unsafe { load_word(src.wrapping_add(word), width) };
-        dst[part.clone()].copy_from_slice(&bytes[part.start - word..part.end - word]);
+    for (distance, part, within) in words(src as usize, range, width) {
+        // SAFETY: the caller's promise for the word; the pointer is derived from `src`
+        // (wrapping back when the word starts before it), within the same mapping.
+        let bytes = unsafe { load_word(src.wrapping_add(distance), width) };
+        dst[part].copy_from_slice(&bytes[within]);
     }
 }
 
@@ -78,10 +83,9 @@ unsafe fn load_segment(src: *const u8, range: Range<usize>, width: usize, dst: &
 /// `range` lies within the writable bytes at `dst`, and every word of `width` it touches lies
 /// within the mapping, aligned.
 unsafe fn store_segment(dst: *mut u8, range: Range<usize>, width: usize, src: &[u8]) {
-    for (word, part) in words(dst as usize, range, width) {
-        let at = dst.wrapping_add(word);
-        let (from, to) = (part.start - word, part.end - word);
-        if to - from == width {
+    for (distance, part, within) in words(dst as usize, range, width) {
+        let at = dst.wrapping_add(distance);
+        if within.len() == width {
             let mut bytes = [0; 8];
             bytes[..width].copy_from_slice(&src[part]);
             // SAFETY: the caller's promise for the word at `at`.
@@ -90,7 +94,7 @@ unsafe fn store_segment(dst: *mut u8, range: Range<usize>, width: usize, src: &[
             // A part of a claimed word: replace the part, keep the rest, with a
             // compare-exchange of the whole word (no other size ever touches it).
             // SAFETY: as above.
-            unsafe { merge_word(at, width, from..to, &src[part]) };
+            unsafe { merge_word(at, width, within, &src[part]) };
         }
     }
 }
