@@ -114,10 +114,10 @@ pub(crate) struct Fault {
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
     #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
     {
-        let non_temporal_from = ready();
+        let strategy = ready();
         // SAFETY: the caller's promises; `dst` is a private buffer we borrow mutably, so the
-        // two ranges do not overlap.
-        outcome(unsafe { x86_64::copy(dst.as_mut_ptr(), src, dst.len(), non_temporal_from) })
+        // two ranges do not overlap; the strategy is this processor's.
+        outcome(unsafe { x86_64::copy(dst.as_mut_ptr(), src, dst.len(), strategy) })
     }
     #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
     {
@@ -136,9 +136,10 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
 pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
     #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
     {
-        let non_temporal_from = ready();
-        // SAFETY: the caller's promises; `src` is a private buffer, not the mapping.
-        outcome(unsafe { x86_64::copy(dst, src.as_ptr(), src.len(), non_temporal_from) })
+        let strategy = ready();
+        // SAFETY: the caller's promises; `src` is a private buffer, not the mapping; the
+        // strategy is this processor's.
+        outcome(unsafe { x86_64::copy(dst, src.as_ptr(), src.len(), strategy) })
     }
     #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
     {
@@ -177,19 +178,15 @@ pub(crate) unsafe fn touch(at: *mut u8, write: bool) -> Result<(), Fault> {
     }
 }
 
-/// Installs the fault handler (once) and gives the length from which copies use non-temporal
-/// stores: 3/4 of the last-level cache, as glibc's `memcpy` does (above it, a copy would evict
-/// the whole cache anyway).
+/// Installs the fault handler (once), and gives the copy strategy of this processor.
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-fn ready() -> usize {
+fn ready() -> x86_64::Strategy {
     use std::sync::OnceLock;
-    static NON_TEMPORAL_FROM: OnceLock<usize> = OnceLock::new();
-    *NON_TEMPORAL_FROM.get_or_init(|| {
-        fault::install();
-        // SAFETY: sysconf has no preconditions.
-        let cache = unsafe { libc::sysconf(libc::_SC_LEVEL3_CACHE_SIZE) };
-        let cache = usize::try_from(cache).ok().filter(|size| *size > 0).unwrap_or(8 << 20);
-        cache / 4 * 3
+    static STRATEGY: OnceLock<x86_64::Strategy> = OnceLock::new();
+    *STRATEGY.get_or_init(|| {
+        let strategy = x86_64::strategy();
+        fault::install(strategy.avx);
+        strategy
     })
 }
 
@@ -298,6 +295,43 @@ mod tests {
         }
     }
 
+    /// Every path of the routine (SSE or AVX loop, `rep movsb`, non-temporal stores, forced at
+    /// small lengths by the strategy), at every relative alignment of source and destination.
+    #[test]
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    fn every_strategy_copies_every_length_and_alignment() {
+        let source: Vec<u8> = (0..=255).cycle().take(9000).collect();
+        for strategy in strategies() {
+            for (start, len) in (0..70).step_by(3).flat_map(|start| {
+                (60..300).step_by(7).chain([1000, 4095, 4096, 8000]).map(move |len| (start, len))
+            }) {
+                let mut target = vec![0_u8; 8200];
+                let at = (start * 5) % 64;
+                // SAFETY: both ranges lie within the vectors, which nothing else touches.
+                let outcome = unsafe { x86_64::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
+                assert_eq!(outcome.signal, 0);
+                assert_eq!(target[at..at + len], source[start..start + len], "{strategy:?} {start} {len}");
+                assert!(target[..at].iter().chain(&target[at + len..]).all(|b| *b == 0), "{strategy:?} {start} {len}");
+            }
+        }
+    }
+
+    /// The strategies to test: every path forced from 65 bytes on, with and without AVX.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    fn strategies() -> Vec<x86_64::Strategy> {
+        let avx = [false, std::arch::is_x86_feature_detected!("avx2")];
+        let thresholds = [(usize::MAX, usize::MAX), (usize::MAX, 65), (65, usize::MAX), (4096, 2048)];
+        avx.iter()
+            .flat_map(|avx| {
+                thresholds.iter().map(|&(non_temporal_from, rep_movsb_from)| x86_64::Strategy {
+                    non_temporal_from,
+                    rep_movsb_from,
+                    avx: *avx,
+                })
+            })
+            .collect()
+    }
+
     /// A shared mapping of a memfd of `pages` pages, its descriptor kept for `ftruncate`.
     #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
     fn memfd_mapping(pages: usize) -> (rustix::fd::OwnedFd, *mut u8, usize) {
@@ -319,15 +353,19 @@ mod tests {
         // SAFETY: within our mapping; nothing else uses it.
         unsafe { store(base, &vec![7; len]) }.unwrap();
         rustix::fs::ftruncate(&fd, page as u64).unwrap();
-        for size in [1, 3, 7, 15, 31, 63, 100, 4000, 2 * page, 3 * page] {
+        ready();
+        for (size, strategy) in [1, 3, 7, 15, 31, 63, 100, 4000, 2 * page, 3 * page]
+            .into_iter()
+            .flat_map(|size| strategies().into_iter().map(move |strategy| (size, strategy)))
+        {
             let at = len - size;
             let mut buf = vec![0; size];
             // SAFETY: within the mapping, which stays mapped (its pages past the end are gone).
-            let fault = unsafe { load(base.add(at), &mut buf) }.unwrap_err();
+            let fault = outcome(unsafe { x86_64::copy(buf.as_mut_ptr(), base.add(at), size, strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             assert!((base as usize + page..base as usize + len).contains(&fault.address), "{size}: {fault:?}");
             // SAFETY: as above.
-            let fault = unsafe { store(base.add(at), &buf) }.unwrap_err();
+            let fault = outcome(unsafe { x86_64::copy(base.add(at), buf.as_ptr(), size, strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             // SAFETY: as above.
             assert!(unsafe { touch(base.add(at), true) }.is_err());

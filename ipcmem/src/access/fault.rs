@@ -53,11 +53,15 @@ unsafe impl Send for Previous {}
 
 static PREVIOUS_BUS: OnceLock<Previous> = OnceLock::new();
 static PREVIOUS_SEGV: OnceLock<Previous> = OnceLock::new();
+/// Whether the processor has AVX (the fix-up then clears the upper halves of its registers).
+static AVX: AtomicBool = AtomicBool::new(false);
 
-/// Installs the handler for `SIGBUS` and `SIGSEGV`, once per process.
-pub(super) fn install() {
+/// Installs the handler for `SIGBUS` and `SIGSEGV`, once per process; `avx` says whether the
+/// copy routine may use AVX registers.
+pub(super) fn install(avx: bool) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        AVX.store(avx, Ordering::Relaxed);
         install_for(libc::SIGBUS, &PREVIOUS_BUS);
         install_for(libc::SIGSEGV, &PREVIOUS_SEGV);
     });
@@ -89,7 +93,7 @@ extern "C" fn on_fault(signal: c_int, info: *mut libc::siginfo_t, context: *mut 
         let context = context.cast::<libc::ucontext_t>();
         let registers = &mut (*context).uc_mcontext.gregs;
         let pc = registers[libc::REG_RIP as usize] as usize;
-        let (begin, end, fixup) = x86_64::code_range();
+        let (begin, end, fixup) = x86_64::code_range(AVX.load(Ordering::Relaxed));
         if (*info).si_code > 0 && (begin..end).contains(&pc) {
             registers[libc::REG_RIP as usize] = fixup as i64;
             registers[libc::REG_RAX as usize] = i64::from(signal);
