@@ -9,7 +9,7 @@
 //! Another process can make an access to a mapping fault: it shrinks a POSIX object
 //! (`ftruncate`) under it (`SIGBUS`), or `/dev/shm` runs full when a page of a sparse object is
 //! first written (`SIGBUS`); a mapping can vanish or lose its permissions (`SIGSEGV`). On
-//! x86_64 Linux a copy never dies of it: the copy routine is assembly ([`x86_64`]) whose every
+//! `x86_64` Linux a copy never dies of it: the copy routine is assembly ([`x86_64`]) whose every
 //! instruction that may fault lies between two known labels, and a `SIGBUS`/`SIGSEGV`
 //! handler ([`fault`], installed once, by the first copy) resumes such a fault at the routine's
 //! fix-up, which returns the signal and address: [`load`] and [`store`] return a [`Fault`],
@@ -104,13 +104,14 @@ pub(crate) struct Fault {
     pub address: usize,
 }
 
-/// Copies `dst.len()` bytes from `src` into `dst`; on x86_64, a fault of the source becomes
+/// Copies `dst.len()` bytes from `src` into `dst`; on `x86_64`, a fault of the source becomes
 /// `Err` (see the module's documentation).
 ///
 /// # Safety
 /// `src..src + dst.len()` lies within one mapping that stays mapped for the whole call (its
 /// pages may vanish under it: that is the fault). Other threads and processes may write it
 /// concurrently; nothing in this process may hold a reference to it.
+#[inline]
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
     #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
     {
@@ -127,12 +128,13 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
     }
 }
 
-/// Copies `src` to `dst..dst + src.len()`; on x86_64, a fault of the destination becomes `Err`.
+/// Copies `src` to `dst..dst + src.len()`; on `x86_64`, a fault of the destination becomes `Err`.
 ///
 /// # Safety
 /// `dst..dst + src.len()` lies within one writable mapping that stays mapped for the whole
 /// call. Other threads and processes may access it concurrently; nothing in this process may
 /// hold a reference to it.
+#[inline]
 pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
     #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
     {
@@ -151,7 +153,7 @@ pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
 
 /// Faults in the page of `at` and changes nothing: reads its byte, or (if `write`) adds 0 to it
 /// atomically (a write fault, the byte unchanged even if another process writes it meanwhile).
-/// On x86_64 a fault becomes `Err`.
+/// On `x86_64` a fault becomes `Err`.
 ///
 /// # Safety
 /// `at` lies within a mapping that stays mapped for the call, writable if `write`.
@@ -180,6 +182,7 @@ pub(crate) unsafe fn touch(at: *mut u8, write: bool) -> Result<(), Fault> {
 
 /// Installs the fault handler (once), and gives the copy strategy of this processor.
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[inline]
 fn ready() -> x86_64::Strategy {
     use std::sync::OnceLock;
     static STRATEGY: OnceLock<x86_64::Strategy> = OnceLock::new();
@@ -191,6 +194,8 @@ fn ready() -> x86_64::Strategy {
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[inline]
+#[allow(clippy::cast_possible_truncation, reason = "an address is 64 bits on x86_64, as usize is")]
 fn outcome(outcome: x86_64::Outcome) -> Result<(), Fault> {
     match outcome.signal {
         0 => Ok(()),
@@ -233,16 +238,19 @@ mod tests {
         claim(base + 40, 16, 8).unwrap();
         assert!(claim(base + 16, 8, 8).is_err(), "a 64-bit view over 32-bit words");
         assert!(claim(base + 48, 4, 4).is_err(), "a 32-bit view inside a 64-bit word");
-        // SAFETY: claimed, aligned, within `memory`, which lives until the end of the test.
+        // SAFETY: claimed, aligned (`memory` is of u64, the offsets multiples of 8), within
+        // `memory`, which lives until the end of the test.
+        #[allow(clippy::cast_ptr_alignment)]
         let words32 = unsafe { std::slice::from_raw_parts(shared.at(8).cast::<AtomicU32>(), 4) };
         // SAFETY: as above.
+        #[allow(clippy::cast_ptr_alignment)]
         let words64 = unsafe { std::slice::from_raw_parts(shared.at(40).cast::<AtomicU64>(), 2) };
 
         let copies = |seed: usize| {
             for round in 0..6 {
                 let offset = (seed * 7 + round * 13) % 61;
-                let len = (1 + seed * 5 + round * 11) % (80 - offset).min(64 - offset).max(1);
-                let data: Vec<u8> = (0..len).map(|i| (i + round) as u8).collect();
+                let len = 1 + (seed * 5 + round * 11) % (64 - offset);
+                let data: Vec<u8> = (0..len).map(|i| (i + round).to_le_bytes()[0]).collect();
                 // SAFETY: `offset + len <= 64`, within `memory`; other threads access it only
                 // with atomics and these calls.
                 unsafe { store(shared.at(offset), &data) }.unwrap();
@@ -302,13 +310,15 @@ mod tests {
     fn every_strategy_copies_every_length_and_alignment() {
         let source: Vec<u8> = (0..=255).cycle().take(9000).collect();
         for strategy in strategies() {
-            for (start, len) in (0..70).step_by(3).flat_map(|start| {
-                (60..300).step_by(7).chain([1000, 4095, 4096, 8000]).map(move |len| (start, len))
-            }) {
+            for (start, len) in (0..70)
+                .step_by(3)
+                .flat_map(|start| (60..300).step_by(7).chain([1000, 4095, 4096, 8000]).map(move |len| (start, len)))
+            {
                 let mut target = vec![0_u8; 8200];
                 let at = (start * 5) % 64;
                 // SAFETY: both ranges lie within the vectors, which nothing else touches.
-                let outcome = unsafe { x86_64::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
+                let outcome =
+                    unsafe { x86_64::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
                 assert_eq!(outcome.signal, 0);
                 assert_eq!(target[at..at + len], source[start..start + len], "{strategy:?} {start} {len}");
                 assert!(target[..at].iter().chain(&target[at + len..]).all(|b| *b == 0), "{strategy:?} {start} {len}");
@@ -340,8 +350,9 @@ mod tests {
         let fd = rustix::fs::memfd_create("ipcmem-access-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, len as u64).unwrap();
         // SAFETY: a new mapping of our own memfd at an address the kernel chooses.
-        let ptr = unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0) }
-            .unwrap();
+        let ptr =
+            unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0) }
+                .unwrap();
         (fd, ptr.cast(), len)
     }
 

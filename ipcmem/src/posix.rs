@@ -306,10 +306,12 @@ impl Object {
         &self.path[self.dir_len..]
     }
 
+    #[inline]
     pub(crate) fn ptr(&self) -> NonNull<u8> {
         self.mapping.ptr
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.mapping.len
     }

@@ -509,6 +509,7 @@ impl SharedMemory {
     }
 
     /// The exact size in bytes, as `sizeof(shm)` in Julia.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.backing {
             Backing::Posix(object) => object.len(),
@@ -536,12 +537,14 @@ impl SharedMemory {
     }
 
     /// The base address, as `pointer(shm)` in Julia.
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.base().as_ptr()
     }
 
     /// The base address for writing through `unsafe` code. Writing through it on a read-only
     /// handle kills the process with `SIGSEGV`: the mapping has no write permission.
+    #[inline]
     pub fn as_mut_ptr(&self) -> *mut u8 {
         self.base().as_ptr()
     }
@@ -555,6 +558,7 @@ impl SharedMemory {
         }
     }
 
+    #[inline]
     fn base(&self) -> NonNull<u8> {
         match &self.backing {
             Backing::Posix(object) => object.ptr(),
@@ -575,10 +579,11 @@ impl SharedMemory {
     /// Copies `buf.len()` bytes at `offset` into `buf`.
     ///
     /// The copy is sound whatever other threads and processes do meanwhile (bytes written
-    /// concurrently may come out as a mix of old and new), as fast as `memcpy`, and on x86_64
+    /// concurrently may come out as a mix of old and new), as fast as `memcpy`, and on `x86_64`
     /// fault-safe: if another process shrank the object under it, the error says so
     /// ([`Error::Shrunk`]) instead of the process dying of `SIGBUS`. See the `access` module
     /// of the sources for how, and for why it is sound.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len())?;
         // SAFETY: the range lies within the mapping (checked above), which lives as long as
@@ -589,9 +594,10 @@ impl SharedMemory {
 
     /// Copies `data` to `offset`. Fails on a read-only handle.
     ///
-    /// As [`read_at`](Self::read_at): sound, as fast as `memcpy`, and on x86_64 fault-safe: a
+    /// As [`read_at`](Self::read_at): sound, as fast as `memcpy`, and on `x86_64` fault-safe: a
     /// full `/dev/shm` when a page of a sparse object is first written is the error
     /// [`Limit::NoSpace`](crate::Limit::NoSpace) instead of a `SIGBUS`.
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, data.len())?;
@@ -603,6 +609,8 @@ impl SharedMemory {
 
     /// The error for `fault` during an access of `length` bytes at `offset`: why the mapping
     /// faulted, as far as the object's file and file system tell.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn fault_error(&self, fault: access::Fault, offset: usize, length: usize) -> Error {
         let object = self.id().to_string();
         let at = fault.address.wrapping_sub(self.as_ptr() as usize);
@@ -790,6 +798,7 @@ impl SharedMemory {
         Ok(word)
     }
 
+    #[inline]
     fn check_range(&self, offset: usize, length: usize) -> Result<()> {
         match offset.checked_add(length) {
             Some(end) if end <= self.len() => Ok(()),
@@ -797,10 +806,12 @@ impl SharedMemory {
         }
     }
 
+    #[cold]
     fn out_of_bounds(&self, offset: usize, length: usize) -> Error {
         Error::OutOfBounds { object: self.id().to_string(), offset, length, len: self.len() }
     }
 
+    #[inline]
     fn check_writable(&self) -> Result<()> {
         if self.readonly {
             return Err(Error::ReadOnly { object: self.id().to_string() });

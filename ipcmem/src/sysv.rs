@@ -186,16 +186,19 @@ pub(crate) fn attach(id: ShmId, len: usize, readonly: bool) -> Result<Attachment
 
 impl Attachment {
     /// The address of the segment in this process.
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
     /// The address, for writing (through `unsafe` code, and only if not read-only).
+    #[inline]
     pub fn as_mut_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// The exact size of the segment in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }

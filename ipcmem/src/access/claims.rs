@@ -40,7 +40,7 @@ pub(crate) struct Conflict {
 /// Claims `len` bytes at `start` (aligned to `width`, `len` a multiple of it) as atomics of
 /// `width` bytes.
 pub(crate) fn claim(start: usize, len: usize, width: usize) -> Result<(), Conflict> {
-    debug_assert!(start % width == 0 && len % width == 0);
+    debug_assert!(start.is_multiple_of(width) && len.is_multiple_of(width));
     let end = start + len;
     if len == 0 {
         return Ok(());

@@ -87,6 +87,12 @@ fn install_for(signal: c_int, previous: &OnceLock<Previous>) {
 }
 
 /// The handler.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "a register holds an address or number as 64 bits, as usize and i64 are on x86_64"
+)]
 extern "C" fn on_fault(signal: c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid `siginfo_t` and `ucontext_t` to an SA_SIGINFO handler.
     unsafe {

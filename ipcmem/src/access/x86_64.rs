@@ -1,4 +1,4 @@
-//! The copy routine of x86_64: plain moves (`mov`, `movups`, `vmovdqu`, `rep movsb`,
+//! The copy routine of `x86_64`: plain moves (`mov`, `movups`, `vmovdqu`, `rep movsb`,
 //! `movntdq`) between two labels, so that the fault handler ([`super::fault`]) knows every
 //! instruction that may fault on the shared mapping, and a fix-up address where such a fault
 //! resumes.
@@ -331,11 +331,27 @@ pub(super) fn strategy() -> Strategy {
 /// Both ranges are mapped for the call (a fault of the shared one is caught once
 /// [`super::fault::install`] ran; a fault of the other is a crash, as for `memcpy`); they do
 /// not overlap; `dst` is writable; `strategy.avx` only if the processor has AVX2.
+#[inline]
 pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, strategy: Strategy) -> Outcome {
+    let (signal, address): (u64, u64);
+    // A direct call (the routine is hidden in this object: no detour through the GOT), which
+    // follows the C calling convention, and so clobbers what a C call clobbers.
     // SAFETY: the caller's promises are the routine's.
     unsafe {
-        __ipcmem_access_copy(dst, src, len, strategy.non_temporal_from, strategy.rep_movsb_from, usize::from(strategy.avx))
+        std::arch::asm!(
+            "call {copy}",
+            copy = sym __ipcmem_access_copy,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            inout("rdx") len => address,
+            inout("rcx") strategy.non_temporal_from => _,
+            inout("r8") strategy.rep_movsb_from => _,
+            inout("r9") usize::from(strategy.avx) => _,
+            out("rax") signal,
+            clobber_abi("C"),
+        );
     }
+    Outcome { signal, address }
 }
 
 /// Reads (or, if `write`, adds 0 atomically to) the byte at `at`, with the fault caught.
