@@ -623,8 +623,10 @@ fn peek_posix(name: &str) -> Option<Header> {
 ///
 /// The elements live in memory that other processes may write at any time, so safe access
 /// copies: [`get`](Self::get), [`set`](Self::set), [`read_into`](Self::read_into),
-/// [`write_from`](Self::write_from) (byte-wise atomic copies: a value written concurrently may
-/// be torn, never undefined behaviour). Slice views, and `ndarray` views with the `ndarray`
+/// [`write_from`](Self::write_from), [`read_range`](Self::read_range),
+/// [`write_range`](Self::write_range), [`to_vec`](Self::to_vec) (the copies of
+/// [`SharedMemory::read_at`]: a value written concurrently may be torn, never undefined
+/// behaviour; on `x86_64` an object shrunk under them is an error, not a `SIGBUS`). Slice views, and `ndarray` views with the `ndarray`
 /// feature, are `unsafe`. The dimensions are those read when the array was opened; a process
 /// that rewrites the header later cannot make this handle reach outside the object.
 #[derive(Debug)]

@@ -46,8 +46,8 @@ enum Backing {
 }
 
 // SAFETY: the handle owns its mapping, valid in the whole process; every safe access to the
-// memory is atomic, so using the handle from several threads races no more than several
-// processes do.
+// memory is an atomic (of one width per byte, see `access::claims`) or a copy of `access`,
+// so using the handle from several threads races no more than several processes do.
 unsafe impl Send for SharedMemory {}
 // SAFETY: as above: `&SharedMemory` gives only atomic access or raw pointers.
 unsafe impl Sync for SharedMemory {}
@@ -691,9 +691,12 @@ impl SharedMemory {
 
     /// Loads the 32-bit word at `offset` (aligned to 4), also through a read-only handle.
     ///
-    /// The load itself is relaxed (std allows only relaxed atomic loads on read-only memory);
-    /// `Acquire` and `SeqCst` add a fence of that ordering after it, which gives the same
-    /// guarantee. `Release` and `AcqRel` make no sense for a load: an error. On a writable
+    /// The load itself is relaxed (std allows only relaxed atomic loads on read-only memory).
+    /// `Acquire` adds an acquire fence after it, which synchronises with a release store read
+    /// by the load just as an acquire load would; `SeqCst` adds a sequentially consistent
+    /// fence (a relaxed load and a `SeqCst` fence order the same as a `SeqCst` load against
+    /// other `SeqCst` fences, slightly less against `SeqCst` operations without one).
+    /// `Release` and `AcqRel` make no sense for a load: an error, not a panic. On a writable
     /// handle the word must not be part of a 64-bit atomic view (see
     /// [`atomic_u32s`](Self::atomic_u32s)).
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {

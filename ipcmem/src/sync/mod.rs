@@ -18,9 +18,12 @@
 //! built from other code, may die half-way through an update (see [`LockResult::OwnerDied`]),
 //! or may not play by the rules: whatever bytes are there must still make a valid `T`, and a
 //! `T` must be copyable out as bytes. Guards therefore hand out copies
-//! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with byte-wise
-//! atomic accesses, never `&T` or `&mut T`: a process that writes the bytes without the lock
-//! (or `SharedMemory::write_at` in this one) gives torn values, not undefined behaviour.
+//! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with the copy of
+//! `SharedMemory::read_at`/`write_at`, never `&T` or `&mut T`: a process that writes the bytes
+//! without the lock (or `SharedMemory::write_at` in this one) gives torn values, not undefined
+//! behaviour. These guard methods return no error: should another process shrink the object
+//! under a held lock, `get` gives zeros and `set` stores nothing (on `x86_64`; the lock calls
+//! of glibc on the same object are not fault-safe).
 //!
 //! # Trust
 //!
