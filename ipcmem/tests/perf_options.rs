@@ -9,7 +9,6 @@
 
 mod common;
 
-
 use common::{report, Guard};
 use ipcmem::{Error, Id, Key, Limit, SharedArray, SharedMemory};
 
