@@ -9,16 +9,17 @@
 //! Another process can make an access to a mapping fault: it shrinks a POSIX object
 //! (`ftruncate`) under it (`SIGBUS`), or `/dev/shm` runs full when a page of a sparse object is
 //! first written (`SIGBUS`); a mapping can vanish or lose its permissions (`SIGSEGV`). On
-//! `x86_64` Linux a copy never dies of it: the copy routine is assembly ([`x86_64`]) whose every
-//! instruction that may fault lies between two known labels, and a `SIGBUS`/`SIGSEGV`
-//! handler ([`fault`], installed once, by the first copy) resumes such a fault at the routine's
-//! fix-up, which returns the signal and address: [`load`] and [`store`] return a [`Fault`],
-//! which the caller turns into an error that names the object and the cause. Other threads go
-//! on untouched. Faults anywhere else go to the handler that was installed before ours, or
-//! take the default action, exactly as without ipcmem ([`fault`] says how).
+//! `x86_64` and `aarch64` Linux a copy never dies of it: the copy routine is assembly
+//! ([`x86_64`], [`aarch64`]) whose every instruction that may fault lies between two known
+//! labels, and a `SIGBUS`/`SIGSEGV` handler ([`fault`], installed once, by the first copy)
+//! resumes such a fault at the routine's fix-up, which returns the signal and address:
+//! [`load`] and [`store`] return a [`Fault`], which the caller turns into an error that names
+//! the object and the cause. Other threads go on untouched. Faults anywhere else go to the
+//! handler that was installed before ours, or take the default action, exactly as without
+//! ipcmem ([`fault`] says how).
 //!
-//! On other architectures, and under Miri, the portable copy ([`portable`]) is used: sound,
-//! but not fault-safe (a fault kills the process, as `memcpy` would) and slower.
+//! On other architectures and systems, and under Miri, the portable copy ([`portable`]) is
+//! used: sound, but not fault-safe (a fault kills the process, as `memcpy` would) and slower.
 //!
 //! # Why it is sound, whatever other threads and processes do
 //!
@@ -75,14 +76,24 @@
 //! wrong width. Miri cannot run the assembly routine, nor signal handlers, nor shared memory
 //! between processes; those are checked by the tests of `tests/fault.rs` with real processes
 //! (faults while another process shrinks the object, a full tmpfs, foreign signal handlers).
+//! The `aarch64` routine and its fault handling are tested by this module's tests under
+//! `qemu-aarch64` (`.ci/run`).
 
+#[cfg(all(target_arch = "aarch64", target_os = "linux", not(miri)))]
+mod aarch64;
 mod claims;
-#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
 mod fault;
-#[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
 mod portable;
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 mod x86_64;
+
+/// The assembly routine of this architecture.
+#[cfg(all(target_arch = "aarch64", target_os = "linux", not(miri)))]
+use aarch64 as routine;
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+use x86_64 as routine;
 
 pub(crate) use claims::{claim, release};
 
@@ -104,8 +115,8 @@ pub(crate) struct Fault {
     pub address: usize,
 }
 
-/// Copies `dst.len()` bytes from `src` into `dst`; on `x86_64`, a fault of the source becomes
-/// `Err` (see the module's documentation).
+/// Copies `dst.len()` bytes from `src` into `dst`; on `x86_64` and `aarch64`, a fault of the
+/// source becomes `Err` (see the module's documentation).
 ///
 /// # Safety
 /// `src..src + dst.len()` lies within one mapping that stays mapped for the whole call (its
@@ -113,14 +124,14 @@ pub(crate) struct Fault {
 /// concurrently; nothing in this process may hold a reference to it.
 #[inline]
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     {
         let strategy = ready();
         // SAFETY: the caller's promises; `dst` is a private buffer we borrow mutably, so the
         // two ranges do not overlap; the strategy is this processor's.
-        outcome(unsafe { x86_64::copy(dst.as_mut_ptr(), src, dst.len(), strategy) })
+        outcome(unsafe { routine::copy(dst.as_mut_ptr(), src, dst.len(), strategy) })
     }
-    #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
     {
         // SAFETY: the caller's promises.
         unsafe { portable::load(src, dst) };
@@ -128,7 +139,8 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
     }
 }
 
-/// Copies `src` to `dst..dst + src.len()`; on `x86_64`, a fault of the destination becomes `Err`.
+/// Copies `src` to `dst..dst + src.len()`; on `x86_64` and `aarch64`, a fault of the
+/// destination becomes `Err`.
 ///
 /// # Safety
 /// `dst..dst + src.len()` lies within one writable mapping that stays mapped for the whole
@@ -136,14 +148,14 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
 /// hold a reference to it.
 #[inline]
 pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     {
         let strategy = ready();
         // SAFETY: the caller's promises; `src` is a private buffer, not the mapping; the
         // strategy is this processor's.
-        outcome(unsafe { x86_64::copy(dst, src.as_ptr(), src.len(), strategy) })
+        outcome(unsafe { routine::copy(dst, src.as_ptr(), src.len(), strategy) })
     }
-    #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
     {
         // SAFETY: the caller's promises.
         unsafe { portable::store(dst, src) };
@@ -153,18 +165,18 @@ pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
 
 /// Faults in the page of `at` and changes nothing: reads its byte, or (if `write`) adds 0 to it
 /// atomically (a write fault, the byte unchanged even if another process writes it meanwhile).
-/// On `x86_64` a fault becomes `Err`.
+/// On `x86_64` and `aarch64` a fault becomes `Err`.
 ///
 /// # Safety
 /// `at` lies within a mapping that stays mapped for the call, writable if `write`.
 pub(crate) unsafe fn touch(at: *mut u8, write: bool) -> Result<(), Fault> {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     {
         ready();
         // SAFETY: the caller's promises.
-        outcome(unsafe { x86_64::touch(at, write) })
+        outcome(unsafe { routine::touch(at, write) })
     }
-    #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
     {
         use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
         // SAFETY: the caller's promises; an `AtomicU8` needs no alignment. A byte is a
@@ -181,22 +193,22 @@ pub(crate) unsafe fn touch(at: *mut u8, write: bool) -> Result<(), Fault> {
 }
 
 /// Installs the fault handler (once), and gives the copy strategy of this processor.
-#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
 #[inline]
-fn ready() -> x86_64::Strategy {
+fn ready() -> routine::Strategy {
     use std::sync::OnceLock;
-    static STRATEGY: OnceLock<x86_64::Strategy> = OnceLock::new();
+    static STRATEGY: OnceLock<routine::Strategy> = OnceLock::new();
     *STRATEGY.get_or_init(|| {
-        let strategy = x86_64::strategy();
+        let strategy = routine::strategy();
         fault::install(strategy.avx);
         strategy
     })
 }
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
 #[inline]
-#[allow(clippy::cast_possible_truncation, reason = "an address is 64 bits on x86_64, as usize is")]
-fn outcome(outcome: x86_64::Outcome) -> Result<(), Fault> {
+#[allow(clippy::cast_possible_truncation, reason = "an address is 64 bits here, as usize is")]
+fn outcome(outcome: routine::Outcome) -> Result<(), Fault> {
     match outcome.signal {
         0 => Ok(()),
         signal => Err(Fault {
@@ -306,7 +318,7 @@ mod tests {
     /// Every path of the routine (SSE or AVX loop, `rep movsb`, non-temporal stores, forced at
     /// small lengths by the strategy), at every relative alignment of source and destination.
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn every_strategy_copies_every_length_and_alignment() {
         let source: Vec<u8> = (0..=255).cycle().take(9000).collect();
         for strategy in strategies() {
@@ -318,7 +330,7 @@ mod tests {
                 let at = (start * 5) % 64;
                 // SAFETY: both ranges lie within the vectors, which nothing else touches.
                 let outcome =
-                    unsafe { x86_64::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
+                    unsafe { routine::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
                 assert_eq!(outcome.signal, 0);
                 assert_eq!(target[at..at + len], source[start..start + len], "{strategy:?} {start} {len}");
                 assert!(target[..at].iter().chain(&target[at + len..]).all(|b| *b == 0), "{strategy:?} {start} {len}");
@@ -327,7 +339,8 @@ mod tests {
     }
 
     /// The strategies to test: every path forced from 65 bytes on, with and without AVX.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+    #[cfg(target_arch = "x86_64")]
     fn strategies() -> Vec<x86_64::Strategy> {
         let avx = [false, std::arch::is_x86_feature_detected!("avx2")];
         let thresholds = [(usize::MAX, usize::MAX), (usize::MAX, 65), (65, usize::MAX), (4096, 2048)];
@@ -342,8 +355,14 @@ mod tests {
             .collect()
     }
 
+    /// The one strategy of `aarch64`.
+    #[cfg(all(target_arch = "aarch64", target_os = "linux", not(miri)))]
+    fn strategies() -> Vec<routine::Strategy> {
+        vec![routine::strategy()]
+    }
+
     /// A shared mapping of a memfd of `pages` pages, its descriptor kept for `ftruncate`.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn memfd_mapping(pages: usize) -> (rustix::fd::OwnedFd, *mut u8, usize) {
         use rustix::mm::{mmap, MapFlags, ProtFlags};
         let len = pages * crate::page_size();
@@ -357,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn a_fault_past_the_end_of_a_shrunk_file_is_an_error_of_every_copy_size() {
         let (fd, base, len) = memfd_mapping(4);
         let page = crate::page_size();
@@ -372,11 +391,11 @@ mod tests {
             let at = len - size;
             let mut buf = vec![0; size];
             // SAFETY: within the mapping, which stays mapped (its pages past the end are gone).
-            let fault = outcome(unsafe { x86_64::copy(buf.as_mut_ptr(), base.add(at), size, strategy) }).unwrap_err();
+            let fault = outcome(unsafe { routine::copy(buf.as_mut_ptr(), base.add(at), size, strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             assert!((base as usize + page..base as usize + len).contains(&fault.address), "{size}: {fault:?}");
             // SAFETY: as above.
-            let fault = outcome(unsafe { x86_64::copy(base.add(at), buf.as_ptr(), size, strategy) }).unwrap_err();
+            let fault = outcome(unsafe { routine::copy(base.add(at), buf.as_ptr(), size, strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             // SAFETY: as above.
             assert!(unsafe { touch(base.add(at), true) }.is_err());
@@ -391,7 +410,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn a_store_to_a_read_only_page_is_a_segv_error() {
         let (_fd, base, len) = memfd_mapping(2);
         // SAFETY: our own mapping.

@@ -626,9 +626,10 @@ fn peek_posix(name: &str) -> Option<Header> {
 /// [`write_from`](Self::write_from), [`read_range`](Self::read_range),
 /// [`write_range`](Self::write_range), [`to_vec`](Self::to_vec) (the copies of
 /// [`SharedMemory::read_at`]: a value written concurrently may be torn, never undefined
-/// behaviour; on `x86_64` an object shrunk under them is an error, not a `SIGBUS`). Slice views, and `ndarray` views with the `ndarray`
-/// feature, are `unsafe`. The dimensions are those read when the array was opened; a process
-/// that rewrites the header later cannot make this handle reach outside the object.
+/// behaviour; on `x86_64` and `aarch64` an object shrunk under them is an error, not a
+/// `SIGBUS`). Slice views, and `ndarray` views with the `ndarray` feature, are `unsafe`. The
+/// dimensions are those read when the array was opened; a process that rewrites the header
+/// later cannot make this handle reach outside the object.
 #[derive(Debug)]
 pub struct SharedArray<T: Element> {
     shm: SharedMemory,

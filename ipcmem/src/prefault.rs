@@ -32,10 +32,10 @@
 //! page, by the same threads, with the fault-safe touch of the copy mechanism
 //! ([`access::touch`]): an atomic add of 0 on a writable handle (a write fault that leaves the
 //! byte as it is, even if another process writes it at that moment), a load on a read-only
-//! one. A page the kernel cannot provide is then an error too, not a `SIGBUS` (on `x86_64`; the
-//! portable touch of other architectures is not fault-safe). A writable POSIX object is first
-//! given all its space with `fallocate`, which says `ENOSPC` at once rather than after
-//! touching the pages that fit.
+//! one. A page the kernel cannot provide is then an error too, not a `SIGBUS` (on `x86_64`
+//! and `aarch64`; the portable touch of other architectures is not fault-safe). A writable
+//! POSIX object is first given all its space with `fallocate`, which says `ENOSPC` at once
+//! rather than after touching the pages that fit.
 
 use std::fmt;
 use std::num::NonZero;

@@ -579,10 +579,10 @@ impl SharedMemory {
     /// Copies `buf.len()` bytes at `offset` into `buf`.
     ///
     /// The copy is sound whatever other threads and processes do meanwhile (bytes written
-    /// concurrently may come out as a mix of old and new), as fast as `memcpy`, and on `x86_64`
-    /// fault-safe: if another process shrank the object under it, the error says so
-    /// ([`Error::Shrunk`]) instead of the process dying of `SIGBUS`. See the `access` module
-    /// of the sources for how, and for why it is sound.
+    /// concurrently may come out as a mix of old and new), as fast as `memcpy`, and on
+    /// `x86_64` and `aarch64` fault-safe: if another process shrank the object under it, the
+    /// error says so ([`Error::Shrunk`]) instead of the process dying of `SIGBUS`. See the
+    /// `access` module of the sources for how, and for why it is sound.
     #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len())?;
@@ -594,9 +594,9 @@ impl SharedMemory {
 
     /// Copies `data` to `offset`. Fails on a read-only handle.
     ///
-    /// As [`read_at`](Self::read_at): sound, as fast as `memcpy`, and on `x86_64` fault-safe: a
-    /// full `/dev/shm` when a page of a sparse object is first written is the error
-    /// [`Limit::NoSpace`](crate::Limit::NoSpace) instead of a `SIGBUS`.
+    /// As [`read_at`](Self::read_at): sound, as fast as `memcpy`, and on `x86_64` and
+    /// `aarch64` fault-safe: a full `/dev/shm` when a page of a sparse object is first written
+    /// is the error [`Limit::NoSpace`](crate::Limit::NoSpace) instead of a `SIGBUS`.
     #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable()?;
