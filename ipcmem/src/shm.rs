@@ -614,6 +614,15 @@ impl SharedMemory {
     pub(crate) fn fault_error(&self, fault: access::Fault, offset: usize, length: usize) -> Error {
         let object = self.id().to_string();
         let at = fault.address.wrapping_sub(self.as_ptr() as usize);
+        if at >= self.len().next_multiple_of(crate::page_size()) {
+            // Not the object: the caller's own buffer, itself a mapping (of a file that shrank?).
+            return Error::Fault {
+                object,
+                signal: if fault.signal == access::Signal::Bus { "SIGBUS" } else { "SIGSEGV" },
+                offset,
+                cause: format!("the caller's buffer faulted at address {:#x}, not the object", fault.address),
+            };
+        }
         let signal = match fault.signal {
             access::Signal::Bus => "SIGBUS",
             access::Signal::Segv => {
