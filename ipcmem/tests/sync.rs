@@ -29,6 +29,8 @@ fn child_entry() {
         ("sem-post", [shm, offset, times]) => sem_post(shm, offset.parse().unwrap(), times.parse().unwrap()),
         ("sem-attach", [shm, offset]) => sem_attach(shm, offset.parse().unwrap()),
         ("sem-umask", [name]) => sem_umask(name),
+        ("sem-glibc-wait", [name]) => sem_glibc_wait(name),
+        ("sem-ipcmem-wait", [name]) => sem_ipcmem_wait(name),
         ("mutex-hold", [shm]) => mutex_hold(shm),
         ("rwlock-hold", [shm]) => rwlock_hold(shm),
         ("rwlock-try", [shm]) => rwlock_try(shm),
@@ -88,15 +90,17 @@ fn wait_for_mark(shm: &SharedMemory, mut child: Child) -> Child {
     child
 }
 
-/// Whether process `pid` has a thread asleep in `FUTEX_WAIT` on a shared (not private) word,
-/// which is what a parked `Event` waiter does.
+/// Whether process `pid` has a thread asleep in a futex call on a shared (not private) word,
+/// which is what a parked `Event` or semaphore waiter does (`FUTEX_WAIT`; glibc's `sem_wait`
+/// uses `FUTEX_WAIT_BITSET`); the test harness's own threads wait on private words.
 fn parked_in_futex(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
     let futex = libc::SYS_futex.to_string();
     tasks.flatten().any(|task| {
         std::fs::read_to_string(task.path().join("syscall")).is_ok_and(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.first() == Some(&futex.as_str()) && fields.get(2) == Some(&"0x0")
+            let op = fields.get(2).and_then(|op| u32::from_str_radix(op.trim_start_matches("0x"), 16).ok());
+            fields.first() == Some(&futex.as_str()) && op.is_some_and(|op| op & libc::FUTEX_PRIVATE_FLAG as u32 == 0)
         })
     })
 }
@@ -332,6 +336,66 @@ fn named_semaphore_is_the_one_sem_open_sees() {
         libc::sem_close(raw);
     }
     assert_eq!(sem.value(), 1);
+}
+
+/// Opens the named semaphore with glibc's `sem_open` and waits in glibc's `sem_wait`.
+fn sem_glibc_wait(name: &str) -> i32 {
+    let c_name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: a valid C string; without O_CREAT, sem_open takes no further arguments.
+    let raw = unsafe { libc::sem_open(c_name.as_ptr(), 0) };
+    assert_ne!(raw, libc::SEM_FAILED, "sem_open: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is the semaphore sem_open returned, closed right after.
+    let code = unsafe {
+        let code = libc::sem_wait(raw);
+        libc::sem_close(raw);
+        code
+    };
+    report(format!("sem_wait {code}"));
+    0
+}
+
+/// Opens the named semaphore with ipcmem and waits in ipcmem's `wait`.
+fn sem_ipcmem_wait(name: &str) -> i32 {
+    let sem = Semaphore::open(name).unwrap();
+    sem.wait().unwrap();
+    report("waited");
+    0
+}
+
+/// ipcmem's waits and posts follow glibc's layout: a post of either wakes a waiter of the other,
+/// parked in another process.
+#[test]
+fn semaphore_waits_and_posts_interoperate_with_glibc() {
+    let mut sems = SemGuard::default();
+    let name = sems.name("glibc-wake");
+    let sem = Semaphore::create(&name, 0).unwrap();
+
+    let mut glibc_waiter = spawn("sem-glibc-wait", &[&name]);
+    if !wait_until(PATIENCE, || parked_in_futex(glibc_waiter.id())) {
+        let _ = glibc_waiter.kill();
+        panic!("glibc's sem_wait never parked: {:?}", wait_child(glibc_waiter));
+    }
+    sem.post().unwrap();
+    let run = wait_child(glibc_waiter);
+    assert_eq!(run.report(), "sem_wait 0", "{run:?}");
+
+    let mut ipcmem_waiter = spawn("sem-ipcmem-wait", &[&name]);
+    if !wait_until(PATIENCE, || parked_in_futex(ipcmem_waiter.id())) {
+        let _ = ipcmem_waiter.kill();
+        panic!("ipcmem's wait never parked: {:?}", wait_child(ipcmem_waiter));
+    }
+    let c_name = std::ffi::CString::new(name.as_str()).unwrap();
+    // SAFETY: a valid C string; without O_CREAT, sem_open takes no further arguments.
+    let raw = unsafe { libc::sem_open(c_name.as_ptr(), 0) };
+    assert_ne!(raw, libc::SEM_FAILED, "sem_open: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is the semaphore sem_open returned, closed right after.
+    unsafe {
+        assert_eq!(libc::sem_post(raw), 0);
+        libc::sem_close(raw);
+    }
+    let run = wait_child(ipcmem_waiter);
+    assert_eq!(run.report(), "waited", "{run:?}");
+    assert_eq!(sem.value(), 0);
 }
 
 #[test]
