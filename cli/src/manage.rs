@@ -185,8 +185,10 @@ pub fn set_mode(object: &Id, mode: Mode) -> ipcmem::Result<()> {
 pub fn key(path: &Path, proj: u8) -> Outcome {
     // The library's errors speak of shared memory objects; here the object is a file.
     let key = Key::from_path(path, proj).map_err(|error| match error {
-        ipcmem::Error::NotFound { .. } => Failure::about(path.display(), "no such file: ftok needs an existing file"),
-        ipcmem::Error::PermissionDenied { .. } => {
+        ipcmem::Error::Os { errno, .. } if errno.raw_os_error() == libc::ENOENT => {
+            Failure::about(path.display(), "no such file: ftok needs an existing file")
+        }
+        ipcmem::Error::Os { errno, .. } if errno.raw_os_error() == libc::EACCES => {
             Failure::about(path.display(), "permission denied: ftok needs to stat the file")
         }
         other => other.into(),
