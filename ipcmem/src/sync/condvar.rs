@@ -143,12 +143,16 @@ impl Condvar {
         let (mutex, consistent) = guard.into_held();
         // SAFETY: this thread holds the mutex (the guard said so).
         let code = unsafe { mutex.unlock_raw() };
-        let mut outcome = Ok(false);
-        if code == 0 {
-            outcome = self.sleep(seen, deadline);
+        if code != 0 {
+            repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1))).ok();
+            // Not released (garbage written over the held mutex): it may still be on this
+            // thread's robust list, so the guard given up stays counted and its memory mapped
+            // (see `Drop` of `Mutex`).
+            return Err(pthread_error(self.place.object(), "wait", code));
         }
+        let outcome = self.sleep(seen, deadline);
         repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1))).ok();
-        let code = if code == 0 { mutex.lock_raw() } else { code };
+        let code = mutex.lock_raw();
         let result =
             Self::retaken(mutex, code, consistent).map_err(|code| pthread_error(self.place.object(), "wait", code))?;
         Ok((result, outcome?))

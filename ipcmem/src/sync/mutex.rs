@@ -262,10 +262,11 @@ impl<T: Pod> Mutex<T> {
 
 impl<T: Pod> Drop for Mutex<T> {
     fn drop(&mut self) {
-        // A guard was forgotten (`mem::forget`): this thread still holds the lock, and glibc keeps
-        // the mutex on the thread's robust list, which it walks and writes through when the
-        // thread takes or releases any robust mutex. Unmapping the memory would leave that list
-        // pointing at nothing, so keep the memory mapped for good.
+        // A guard was forgotten (`mem::forget`), or its unlock failed: this thread still holds
+        // the lock (or glibc thinks so), and glibc keeps the mutex on the thread's robust list,
+        // which it walks and writes through when the thread takes or releases any robust mutex.
+        // Unmapping the memory would leave that list pointing at nothing, so keep the memory
+        // mapped for good.
         if *self.held.get_mut() > 0 {
             std::mem::forget(Arc::clone(self.place.shm()));
         }
@@ -433,8 +434,13 @@ impl<T: Pod> Drop for MutexGuard<'_, T> {
         // SAFETY: this thread holds the initialised mutex (the guard says so). An unlock of a
         // mutex whose owner died and that was not made consistent marks it unrecoverable, as
         // documented. Garbage in its kind word leaves it as it is.
-        unsafe { self.mutex.unlock_raw() };
-        self.mutex.held.fetch_sub(1, Ordering::Relaxed);
+        let code = unsafe { self.mutex.unlock_raw() };
+        // A failed unlock (garbage written over the held mutex) may leave it on this thread's
+        // robust list: the guard stays counted, so that the memory stays mapped (see `Drop` of
+        // `Mutex`).
+        if code == 0 {
+            self.mutex.held.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
