@@ -85,6 +85,14 @@ fn tables_escape_control_characters_and_json_keeps_names_exact() {
     let info = stdout_of(&["info", &ansi]);
     assert!(!info.contains('\x1b'), "{info}");
     assert!(info.contains(&ansi.replace('\x1b', "\\x1b")), "{info}");
+
+    // Errors are one line, whatever the name.
+    let missing = format!("{}-gone\nipcmem: fake error\x1b[2J", unique_name("esc"));
+    let output = ipcmem(["info", &missing]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(!stderr.contains('\x1b') && stderr.contains("-gone\\nipcmem: fake error\\x1b[2J"), "{stderr}");
 }
 
 #[test]
