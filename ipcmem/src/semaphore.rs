@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::error::{last_errno, Error, NameRule, Result};
 use crate::posix;
 use crate::shm::{Outcome, SharedMemory, ShmOptions};
-use crate::sync::futex::{self, Woken};
+use crate::sync::futex::{self, far_future, Woken};
 use crate::sync::{Kind, Place};
 
 // The waits follow glibc's `sem_t` layout of 64-bit targets: one 64-bit word with the count and
@@ -443,11 +443,6 @@ fn update(data: &AtomicU64, change: impl Fn(u64) -> u64) -> u64 {
             Err(now) => seen = now,
         }
     }
-}
-
-/// An instant so far ahead that no wait reaches it.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 /// Initialises the `sem_t` of an anonymous semaphore while its state word says "initialising".

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::futex::{self, Woken};
+use super::futex::{self, far_future, Woken};
 use super::{pthread_error, Kind, LockResult, MutexGuard, Place};
 use crate::error::{Error, Result};
 use crate::shm::{Outcome, SharedMemory};
@@ -244,9 +244,4 @@ fn init_raw(place: &Place) {
         (*repr).sequence.store(0, Ordering::Relaxed);
         (*repr).waiters.store(0, Ordering::Relaxed);
     }
-}
-
-/// An instant so far ahead that no wait reaches it.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }

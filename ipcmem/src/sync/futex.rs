@@ -13,6 +13,12 @@ use rustix::io::Errno;
 /// how late a waiter whose wake-up was lost to garbage notices the change.
 pub(crate) const RECHECK: Duration = Duration::from_millis(100);
 
+/// An instant so far ahead that no wait reaches it: the deadline of a timeout too large for
+/// `Instant`.
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
 /// Why a [`wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Woken {
