@@ -1,7 +1,8 @@
 //! Garbage in synchronisation objects: whatever bytes are written over a semaphore, mutex,
 //! read-write lock, condition variable or event, no call aborts the process, no timed call
 //! waits past its deadline (plus [`SLACK`]), and untimed waits end at the next post or
-//! notification (plus the 100 ms re-check of parked waiters).
+//! notification (plus the 100 ms re-check of parked waiters). Garbage over the state word
+//! before an object makes attaching a clear error.
 //!
 //! The garbage is written in a child process (this test binary run again), so that an abort is
 //! seen as a failed child, not a dead test runner; the child runs many cases, chosen by
@@ -296,6 +297,20 @@ fn garbage_child(kind: &str, name: &str) -> i32 {
     0
 }
 
+/// Writes the garbage over the object's state word too, and attaches: a clear error (or the
+/// object, if the bytes happen to say it is there), in at most the second an attach waits for
+/// an initialiser.
+fn attach_over_garbage(
+    shm: &SharedMemory,
+    watch: &Watch,
+    garbage: &Garbage,
+    attach: impl FnOnce() -> ipcmem::Result<()>,
+) -> Result<(), TestCaseError> {
+    shm.write_at(0, &garbage.apply(&region(shm, 0, 8))).unwrap();
+    watch.call("attach_at over a garbage state word", Duration::from_secs(1), attach)?.ok();
+    Ok(())
+}
+
 /// Zeroes the first `len` bytes, so that a new object can be made there.
 fn clear(shm: &SharedMemory, len: usize) {
     shm.write_at(0, &vec![0; len]).unwrap();
@@ -320,6 +335,7 @@ fn semaphore_case(shm: &Arc<SharedMemory>, watch: &Watch, garbage: &Garbage) -> 
     done.store(true, Ordering::SeqCst);
     thread.join().unwrap();
     waited?.ok();
+    attach_over_garbage(shm, watch, garbage, || Semaphore::attach_at(shm, 0).map(drop))?;
     Ok(())
 }
 
@@ -342,6 +358,9 @@ fn mutex_case(shm: &Arc<SharedMemory>, watch: &Watch, garbage: &Garbage) -> Resu
         // Known free (this thread just held it): the untimed lock takes it at once, or fails.
         drop(watch.call("lock", Duration::ZERO, || mutex.lock())?);
     }
+    drop(mutex);
+    // SAFETY: no handle of the mutex lives while its state word is overwritten.
+    attach_over_garbage(shm, watch, garbage, || unsafe { Mutex::<u64>::attach_at(shm, 0) }.map(drop))?;
     Ok(())
 }
 
@@ -365,6 +384,8 @@ fn rwlock_case(shm: &Arc<SharedMemory>, watch: &Watch, garbage: &Garbage) -> Res
     if readable || writable {
         drop(watch.call("read", Duration::ZERO, || lock.read())?);
     }
+    drop(lock);
+    attach_over_garbage(shm, watch, garbage, || RwLock::<u64>::attach_at(shm, 0).map(drop))?;
     Ok(())
 }
 
@@ -389,6 +410,7 @@ fn condvar_case(shm: &Arc<SharedMemory>, watch: &Watch, garbage: &Garbage) -> Re
     drop(waited);
     done.store(true, Ordering::SeqCst);
     thread.join().unwrap();
+    attach_over_garbage(shm, watch, garbage, || Condvar::attach_at(shm, 0).map(drop))?;
     Ok(())
 }
 
