@@ -136,4 +136,8 @@ fn names_that_are_not_utf8_are_listed_escaped_and_collected() {
     assert_eq!(entry(&done, "name_bytes", &bytes_json(&volatile)).expect("gc collects it")["removed"], true);
     assert!(!Files::exists(&volatile), "gc removed the object whose name is not UTF-8");
     assert!(Files::exists(&persistent) && Files::exists(&semaphore), "gc leaves persistent objects and semaphores");
+
+    // The cleanup of last resort by prefix removes them too.
+    ipcmem::gc::sweep(&prefix);
+    assert!(!Files::exists(&persistent), "sweep removed the object whose name is not UTF-8");
 }

@@ -134,9 +134,15 @@ fn is_unheld(fd: &OwnedFd, held: Option<&HashSet<Inode>>) -> bool {
 pub fn sweep(prefix: &str) {
     if let Ok(entries) = std::fs::read_dir(SHM_DIR) {
         for entry in entries.flatten() {
-            let name = format!("/{}", entry.file_name().to_string_lossy());
-            if name.starts_with(prefix) {
-                let _ = crate::shmrm(name.as_str());
+            let file_name = entry.file_name();
+            if ![b"/", file_name.as_bytes()].concat().starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            // A name that is not UTF-8 goes by its path: its lossy form could name another.
+            if let Some(name) = file_name.to_str() {
+                let _ = crate::shmrm(format!("/{name}").as_str());
+            } else {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }
