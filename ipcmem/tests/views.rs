@@ -82,7 +82,7 @@ fn loads_through_a_read_only_handle_are_relaxed_with_fences() {
     for order in [Ordering::Release, Ordering::AcqRel] {
         match reader.load_u32(0, order) {
             Err(Error::InvalidArgument { reason, .. }) => {
-                assert!(reason.contains("cannot have the ordering"), "{reason}")
+                assert!(reason.contains("cannot have the ordering"), "{reason}");
             }
             other => panic!("expected an error, got {other:?}"),
         }
