@@ -10,7 +10,7 @@
 //! (`ftruncate`) under it (`SIGBUS`), or `/dev/shm` runs full when a page of a sparse object is
 //! first written (`SIGBUS`); a mapping can vanish or lose its permissions (`SIGSEGV`). On
 //! `x86_64` and `aarch64` Linux a copy never dies of it: the copy routine is assembly
-//! ([`x86_64`], [`aarch64`]) whose every instruction that may fault lies between two known
+//! (modules `x86_64`, `aarch64`) whose every instruction that may fault lies between two known
 //! labels, and a `SIGBUS`/`SIGSEGV` handler ([`fault`], installed once, by the first copy)
 //! resumes such a fault at the routine's fix-up, which returns the signal and address:
 //! [`load`] and [`store`] return a [`Fault`], which the caller turns into an error that names
@@ -18,7 +18,7 @@
 //! handler that was installed before ours, or take the default action, exactly as without
 //! ipcmem ([`fault`] says how).
 //!
-//! On other architectures and systems, and under Miri, the portable copy ([`portable`]) is
+//! On other architectures and systems, and under Miri, the portable copy (module `portable`) is
 //! used: sound, but not fault-safe (a fault kills the process, as `memcpy` would) and slower.
 //!
 //! # Why it is sound, whatever other threads and processes do
@@ -36,14 +36,24 @@
 //! does, like the kernel's `copy_to_user` when a `pread` fills a buffer from the same object.
 //! What it promises: it reads each byte of the source range and writes each byte of the
 //! destination range (some more than once, always with a value read from the source's byte of
-//! the same offset), touches no other memory, uses ordinary loads and stores of 1 to 16 bytes
-//! (`rep movsb` and non-temporal stores for long copies, followed by `sfence`), and no lock, so
-//! it cannot deadlock or be torn by a signal in another way than a racing writer can. Its
-//! accesses to the shared bytes are the same, to the memory model, as those of another process
-//! on the same object: the hardware's, outside the abstract machine. So they cannot race with
-//! any access of the abstract machine, of whatever size, in this thread or another; each byte
-//! read is some value that byte held during the copy (the hardware is cache-coherent and
-//! invents no values), which for plain bytes is always a valid value. What the abstract
+//! the same offset), touches no other memory, uses ordinary loads and stores of 1 to 32 bytes
+//! (on `x86_64` also `rep movsb`, and non-temporal stores for copies larger than the caches,
+//! followed by `sfence`), takes no lock, and changes no register or flag the calling
+//! convention keeps. Its accesses to the shared bytes are the same, to the memory model, as
+//! those of another process on the same object: the hardware's, outside the abstract machine.
+//! So they cannot race with any access of the abstract machine, of whatever size, in this
+//! thread or another; each byte read is some value that byte held during the copy (the
+//! hardware is cache-coherent and invents no values), which for plain bytes is always a valid
+//! value. An atomic view sees the routine's stores as it sees another process's: a word that a
+//! copy writes while the view loads it may come out part old, part new (the routine promises
+//! no atomicity beyond the byte), as with the byte-wise writer of another process.
+//!
+//! This is the argument by which Rust code soundly shares memory with other processes, or with
+//! the kernel (the rings of `io_uring`, `perf`): accesses outside the abstract machine are no
+//! data race, atomics inside it see their effects. Rust's memory model does not spell out such
+//! outside agents yet (the unsafe-code guidelines leave inter-process memory open); ipcmem
+//! rests on this common reading, and keeps every access that *is* in the abstract machine free
+//! of races of mixed sizes (below), which the model does spell out. What the abstract
 //! machine does see is the call's effect on the *private* buffer: [`load`] writes `dst` (the
 //! caller holds it as `&mut [u8]`, so nothing else accesses it), [`store`] reads `src` (held as
 //! `&[u8]`, so nothing writes it). Neither is shared memory: a safe caller cannot pass a slice
@@ -52,8 +62,9 @@
 //! user's synchronisation, through atomics that Rust does see.
 //!
 //! **Atomic views.** Atomics over shared memory (`atomic_u32s`, `atomic_u64s`, `load_u32`,
-//! `load_u64`, [`Event`](crate::Event), the [`sync`](crate::sync) state words, an array's
-//! magic) *are* accesses of the abstract machine, and two of them of different sizes must not
+//! `load_u64`, an array's magic, and those of [`Event`](crate::Event),
+//! [`Semaphore::init_at`](crate::Semaphore::init_at) and the [`sync`](crate::sync) objects)
+//! *are* accesses of the abstract machine, and two of them of different sizes must not
 //! overlap. Safe code cannot make them do so: every view first claims its words at its width
 //! ([`claims`]), and a view over bytes claimed at another width through the same mapping is
 //! refused with an error. Read-only handles take no claims: they allow only loads (relaxed,
