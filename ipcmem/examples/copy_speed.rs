@@ -1,9 +1,10 @@
 //! How fast the copy mechanism is, against `memcpy`: a measuring tool for the copy of
 //! `read_at`/`write_at` (the official tables are those of the benchmark crate).
 //!
-//! `cargo run --release -p ipcmem --example copy_speed [SIZE…]` (sizes in bytes; default 64 B,
-//! 4 KiB, 256 KiB, 1 MiB, 16 MiB, 1 GiB). For each size and direction it times, on the same
-//! page-aligned buffers, all resident and written before timing:
+//! `cargo run --release -p ipcmem --example copy_speed [--offset N] [SIZE…]` (sizes in bytes;
+//! default 64 B, 4 KiB, 256 KiB, 1 MiB, 16 MiB, 1 GiB). For each size and direction it times,
+//! on the same buffers, all resident and written before timing (the private buffer `N` bytes
+//! past a page boundary, default 0; a large `Vec` of glibc's allocator is 16 bytes past one):
 //! - `memcpy` between two private buffers (the floor: what copying that many bytes costs);
 //! - `write_at`/`read_at` (bounds check, then the fault-safe routine);
 //! - `memcpy` into or out of the mapping (what `unsafe` code does, unprotected);
@@ -33,21 +34,30 @@ const SAMPLES: usize = 31;
 const SAMPLE_TIME: Duration = Duration::from_micros(200);
 
 fn main() -> Result<(), ipcmem::Error> {
-    let sizes: Vec<usize> = std::env::args().skip(1).map(|size| size.parse().expect("a size in bytes")).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let offset = match args.iter().position(|arg| arg == "--offset") {
+        Some(at) => {
+            let offset = args.remove(at + 1).parse().expect("an offset in bytes");
+            args.remove(at);
+            offset
+        }
+        None => 0,
+    };
+    let sizes: Vec<usize> = args.iter().map(|size| size.parse().expect("a size in bytes")).collect();
     let sizes = if sizes.is_empty() { vec![64, 4 << 10, 256 << 10, 1 << 20, 16 << 20, 1 << 30] } else { sizes };
     println!("| size | direction | copy | median | GB/s | spread | ratio to memcpy |");
     println!("|---|---|---|---|---|---|---|");
     for size in sizes {
-        measure(size)?;
+        measure(size, offset)?;
     }
     Ok(())
 }
 
-fn measure(size: usize) -> Result<(), ipcmem::Error> {
+fn measure(size: usize, offset: usize) -> Result<(), ipcmem::Error> {
     let name = format!("/ipcmem-copy-speed-{}-{size}", std::process::id());
     let shm = SharedMemory::create(name.as_str(), size)?;
-    let mut buffer = Private::new(size);
-    let mut private = Private::new(size);
+    let mut buffer = Private::new(size, offset);
+    let mut private = Private::new(size, 0);
     let pattern: Vec<u8> = (0..size).map(|i| (i % 251).to_le_bytes()[0]).collect();
     buffer.bytes().copy_from_slice(&pattern);
     private.bytes().copy_from_slice(&pattern);
@@ -153,16 +163,17 @@ unsafe fn memcpy(dst: *mut u8, src: *const u8, len: usize) {
     unsafe { libc::memcpy(dst.cast(), src.cast(), black_box(len)) };
 }
 
-/// Private anonymous memory, page-aligned like the mapping, every page written.
-struct Private(*mut u8, usize);
+/// `len` bytes of private anonymous memory, `offset` bytes past a page boundary.
+struct Private(*mut u8, usize, usize);
 
 impl Private {
-    fn new(len: usize) -> Private {
+    fn new(len: usize, offset: usize) -> Private {
+        let mapped = len + offset;
         // SAFETY: a new private mapping at an address the kernel chooses.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                mapped,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -170,7 +181,8 @@ impl Private {
             )
         };
         assert_ne!(ptr, libc::MAP_FAILED);
-        Private(ptr.cast(), len)
+        // SAFETY: within the new mapping.
+        Private(unsafe { ptr.cast::<u8>().add(offset) }, len, offset)
     }
 
     fn bytes(&mut self) -> &mut [u8] {
@@ -182,7 +194,7 @@ impl Private {
 impl Drop for Private {
     fn drop(&mut self) {
         // SAFETY: our own mapping, unused from now on.
-        unsafe { libc::munmap(self.0.cast(), self.1) };
+        unsafe { libc::munmap(self.0.sub(self.2).cast(), self.1 + self.2) };
     }
 }
 
