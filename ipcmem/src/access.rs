@@ -90,6 +90,15 @@
 //! The `aarch64` routine and its fault handling are tested by this module's tests under
 //! `qemu-aarch64` (`.ci/run`).
 
+/// The name of a symbol of the assembly routines: `__ipcmem_<major>_<minor>_access_<name>`, so
+/// that two semver-incompatible versions of ipcmem linked into one program do not clash.
+#[allow(unused_macros)]
+macro_rules! symbol {
+    ($name:literal) => {
+        concat!("__ipcmem_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_access_", $name)
+    };
+}
+
 #[cfg(all(target_arch = "aarch64", target_os = "linux", not(miri)))]
 mod aarch64;
 mod claims;

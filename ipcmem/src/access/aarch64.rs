@@ -30,20 +30,20 @@ pub(super) struct Outcome {
 std::arch::global_asm!(
     ".pushsection .text.ipcmem_access,\"ax\",@progbits",
     ".p2align 6",
-    ".globl __ipcmem_access_begin",
-    ".hidden __ipcmem_access_begin",
-    ".globl __ipcmem_access_copy",
-    ".hidden __ipcmem_access_copy",
-    ".globl __ipcmem_access_touch_read",
-    ".hidden __ipcmem_access_touch_read",
-    ".globl __ipcmem_access_touch_write",
-    ".hidden __ipcmem_access_touch_write",
-    ".globl __ipcmem_access_end",
-    ".hidden __ipcmem_access_end",
-    ".globl __ipcmem_access_fixup",
-    ".hidden __ipcmem_access_fixup",
-    "__ipcmem_access_begin:",
-    "__ipcmem_access_copy:",
+    concat!(".globl ", symbol!("begin")),
+    concat!(".hidden ", symbol!("begin")),
+    concat!(".globl ", symbol!("copy")),
+    concat!(".hidden ", symbol!("copy")),
+    concat!(".globl ", symbol!("touch_read")),
+    concat!(".hidden ", symbol!("touch_read")),
+    concat!(".globl ", symbol!("touch_write")),
+    concat!(".hidden ", symbol!("touch_write")),
+    concat!(".globl ", symbol!("end")),
+    concat!(".hidden ", symbol!("end")),
+    concat!(".globl ", symbol!("fixup")),
+    concat!(".hidden ", symbol!("fixup")),
+    concat!(symbol!("begin"), ":"),
+    concat!(symbol!("copy"), ":"),
     "    add x3, x1, x2", // the end of the source
     "    add x4, x0, x2", // the end of the destination
     "    cmp x2, 16",
@@ -115,38 +115,44 @@ std::arch::global_asm!(
     "    mov x0, 0",
     "    ret",
     // One byte of a page, read: the read fault maps or allocates the page.
-    "__ipcmem_access_touch_read:",
+    concat!(symbol!("touch_read"), ":"),
     "    ldrb w1, [x0]",
     "    mov x0, 0",
     "    ret",
     // One byte of a page, stored back as it was, atomically (an exclusive pair): a write fault
     // that changes no byte, even if another process writes it at that moment.
-    "__ipcmem_access_touch_write:",
+    concat!(symbol!("touch_write"), ":"),
     "1:",
     "    ldxrb w1, [x0]",
     "    stxrb w2, w1, [x0]",
     "    cbnz w2, 1b",
     "    mov x0, 0",
     "    ret",
-    "__ipcmem_access_end:",
+    concat!(symbol!("end"), ":"),
     // Where a fault inside the routines resumes, with `x0` and `x1` set by the handler.
-    "__ipcmem_access_fixup:",
+    concat!(symbol!("fixup"), ":"),
     "    ret",
     ".popsection",
 );
 
 extern "C" {
     /// Copies `len` bytes from `src` to `dst` (see the module's documentation).
+    #[link_name = symbol!("copy")]
     fn __ipcmem_access_copy(dst: *mut u8, src: *const u8, len: usize) -> Outcome;
     /// Reads the byte at `at`.
+    #[link_name = symbol!("touch_read")]
     fn __ipcmem_access_touch_read(at: *const u8) -> Outcome;
     /// Stores the byte at `at` back, atomically.
+    #[link_name = symbol!("touch_write")]
     fn __ipcmem_access_touch_write(at: *mut u8) -> Outcome;
     /// The first instruction of the routines (a label, never called).
+    #[link_name = symbol!("begin")]
     fn __ipcmem_access_begin();
     /// Just past the last instruction of the routines (a label, never called).
+    #[link_name = symbol!("end")]
     fn __ipcmem_access_end();
     /// Where a fault inside the routines resumes (never called directly).
+    #[link_name = symbol!("fixup")]
     fn __ipcmem_access_fixup();
 }
 
