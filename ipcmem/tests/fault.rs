@@ -282,3 +282,26 @@ fn rust_still_reports_a_stack_overflow() {
     assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run:?}");
     assert!(run.stderr.contains("has overflowed its stack"), "{run:?}");
 }
+
+/// A mapping that lost its permissions (here by `mprotect` of `unsafe` code; by `munmap` it
+/// would be the same `SIGSEGV`) is its own error, naming the signal and the offset.
+#[test]
+fn a_copy_into_a_protected_mapping_is_a_segv_error() {
+    let mut guard = Guard::new();
+    let name = common::unique_name("protected");
+    guard.track(name.as_str());
+    let shm = SharedMemory::create(name.as_str(), 3 * 4096).unwrap();
+    // SAFETY: the second page of our own mapping made read-only; nothing holds a reference.
+    let protected = unsafe { libc::mprotect(shm.as_mut_ptr().add(4096).cast(), 4096, libc::PROT_READ) };
+    assert_eq!(protected, 0);
+    match shm.write_at(4000, &[1; 200]).unwrap_err() {
+        Error::Fault { object, signal, offset, cause } => {
+            assert_eq!((object.as_str(), signal, offset), (name.as_str(), "SIGSEGV", 4096));
+            assert!(cause.contains("lost its permissions"), "{cause}");
+        }
+        other => panic!("expected Error::Fault, got {other:?}"),
+    }
+    // Reading is still allowed there; the copy may have written part of the bytes.
+    let mut back = [0; 200];
+    shm.read_at(4000, &mut back).unwrap();
+}
