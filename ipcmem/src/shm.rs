@@ -819,6 +819,7 @@ impl SharedMemory {
     }
 
     #[cold]
+    #[inline(never)]
     fn out_of_bounds(&self, offset: usize, length: usize) -> Error {
         Error::OutOfBounds { object: self.id().to_string(), offset, length, len: self.len() }
     }
@@ -826,9 +827,17 @@ impl SharedMemory {
     #[inline]
     fn check_writable(&self) -> Result<()> {
         if self.readonly {
-            return Err(Error::ReadOnly { object: self.id().to_string() });
+            return Err(self.read_only());
         }
         Ok(())
+    }
+
+    /// The error of a write through this read-only handle (out of line: the checks of the
+    /// copies stay small enough to be inlined).
+    #[cold]
+    #[inline(never)]
+    fn read_only(&self) -> Error {
+        Error::ReadOnly { object: self.id().to_string() }
     }
 }
 
