@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::access;
 use crate::error::{Error, Result};
@@ -38,6 +38,9 @@ use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL, SHM_HUGETLB};
 pub struct SharedMemory {
     backing: Backing,
     readonly: bool,
+    /// The offsets of the last 32-bit and 64-bit words that `load_u32`/`load_u64` claimed
+    /// (`usize::MAX`: none), so that polling one word claims it once, not at every load.
+    last_loaded: [AtomicUsize; 2],
 }
 
 enum Backing {
@@ -278,7 +281,7 @@ impl ShmOptions {
             Id::Key(key) => Backing::SysV(sysv::shmat(sysv::get_existing(key, 0)?, readonly)?),
             Id::Shm(id) => Backing::SysV(sysv::shmat(id, readonly)?),
         };
-        let shm = SharedMemory { backing, readonly };
+        let shm = SharedMemory::new(backing, readonly);
         self.make_ready(&shm)?;
         Ok(shm)
     }
@@ -440,7 +443,7 @@ impl ShmOptions {
             prefault: self.prefault || self.lock,
             direct: fill == Fill::None,
         };
-        let shm = SharedMemory { backing: Backing::Posix(posix::Object::create_unpublished(&spec)?), readonly: false };
+        let shm = SharedMemory::new(Backing::Posix(posix::Object::create_unpublished(&spec)?), false);
         // Unpublished: on an error the object vanishes with `shm`.
         self.make_ready(&shm)?;
         init(&shm);
@@ -459,7 +462,7 @@ impl ShmOptions {
         let huge = if self.huge_pages { SHM_HUGETLB } else { ShmFlags::default() };
         let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(perms) | huge)?;
         let shm = match sysv::attach(id, len, false) {
-            Ok(attachment) => SharedMemory { backing: Backing::SysV(attachment), readonly: false },
+            Ok(attachment) => SharedMemory::new(Backing::SysV(attachment), false),
             Err(error) => {
                 let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
                 return Err(error);
@@ -479,6 +482,10 @@ impl ShmOptions {
 }
 
 impl SharedMemory {
+    fn new(backing: Backing, readonly: bool) -> SharedMemory {
+        SharedMemory { backing, readonly, last_loaded: [AtomicUsize::new(usize::MAX), AtomicUsize::new(usize::MAX)] }
+    }
+
     /// Makes a new volatile object of `len` bytes with mode 0o600, as
     /// `SharedMemory(id, len)` in Julia. See [`ShmOptions::create`].
     pub fn create(id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
@@ -740,7 +747,13 @@ impl SharedMemory {
         }
         let word = self.aligned_word::<A>(offset)?;
         if !self.readonly {
-            self.claim::<A>(offset, 1)?;
+            let last = &self.last_loaded[usize::from(size_of::<A>() == 8)];
+            // Acquire/Release: whoever sees the offset here sees the claim made before, and
+            // what the claim's lock ordered before it (see `access::claims`).
+            if last.load(Ordering::Acquire) != offset {
+                self.claim::<A>(offset, 1)?;
+                last.store(offset, Ordering::Release);
+            }
         }
         Ok(word)
     }
