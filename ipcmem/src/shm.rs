@@ -665,6 +665,10 @@ impl SharedMemory {
             }
             Some(_) => {}
         }
+        if posix.directory() != "/dev/shm" {
+            // A hugetlbfs: a huge page that could not be had.
+            return crate::huge::unavailable(&object, self.len(), crate::huge::Cause::TooFew);
+        }
         let page = crate::page_size() as u64;
         match posix.free_space() {
             Some((free, total)) if free < page * 2 => Error::LimitExceeded {
@@ -680,10 +684,7 @@ impl SharedMemory {
                 object,
                 signal,
                 offset: at,
-                cause: format!(
-                    "the kernel could not provide the page (out of memory{})",
-                    if posix.directory() == "/dev/shm" { "" } else { ", or of huge pages" }
-                ),
+                cause: "the kernel could not provide the page (out of memory?)".into(),
             },
         }
     }
