@@ -11,8 +11,8 @@
 //! first written (`SIGBUS`); a mapping can vanish or lose its permissions (`SIGSEGV`). On
 //! `x86_64` and `aarch64` Linux a copy never dies of it: the copy routine is assembly
 //! (modules `x86_64`, `aarch64`) whose every instruction that may fault lies between two known
-//! labels, and a `SIGBUS`/`SIGSEGV` handler ([`fault`], installed once, by the first copy)
-//! resumes such a fault at the routine's fix-up, which returns the signal and address:
+//! labels, and a `SIGBUS`/`SIGSEGV` handler ([`fault`], installed once, with the first handle
+//! or copy) resumes such a fault at the routine's fix-up, which returns the signal and address:
 //! [`load`] and [`store`] return a [`Fault`], which the caller turns into an error that names
 //! the object and the cause. Other threads go on untouched. Faults anywhere else go to the
 //! handler that was installed before ours, or take the default action, exactly as without
@@ -144,19 +144,8 @@ pub(crate) struct Fault {
 /// concurrently; nothing in this process may hold a reference to it.
 #[inline]
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
-    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
-    {
-        let strategy = ready();
-        // SAFETY: the caller's promises; `dst` is a private buffer we borrow mutably, so the
-        // two ranges do not overlap; the strategy is this processor's.
-        outcome(unsafe { routine::copy(dst.as_mut_ptr(), src, dst.len(), strategy) })
-    }
-    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
-    {
-        // SAFETY: the caller's promises.
-        unsafe { portable::load(src, dst) };
-        Ok(())
-    }
+    // SAFETY: the caller's promises.
+    unsafe { Copier::new().load(src, dst) }
 }
 
 /// Copies `src` to `dst..dst + src.len()`; on `x86_64` and `aarch64`, a fault of the
@@ -168,18 +157,68 @@ pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
 /// hold a reference to it.
 #[inline]
 pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
+    // SAFETY: the caller's promises.
+    unsafe { Copier::new().store(dst, src) }
+}
+
+/// The copy, ready to run: the fault handler installed, the strategy of this processor at
+/// hand. A handle keeps one (made with the handle), so that its copies do not check every time
+/// that the handler is installed; [`load`] and [`store`] make one per call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Copier {
     #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
-    {
-        let strategy = ready();
-        // SAFETY: the caller's promises; `src` is a private buffer, not the mapping; the
-        // strategy is this processor's.
-        outcome(unsafe { routine::copy(dst, src.as_ptr(), src.len(), strategy) })
+    strategy: &'static routine::Strategy,
+}
+
+impl Copier {
+    /// Installs the fault handler if it is not yet, and gives the copier.
+    #[inline]
+    pub(crate) fn new() -> Copier {
+        Copier {
+            #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+            strategy: ready(),
+        }
     }
-    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
-    {
-        // SAFETY: the caller's promises.
-        unsafe { portable::store(dst, src) };
-        Ok(())
+
+    /// As [`load`].
+    ///
+    /// # Safety
+    /// As for [`load`].
+    #[inline]
+    pub(crate) unsafe fn load(self, src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
+        #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+        {
+            // SAFETY: the caller's promises; `dst` is a private buffer we borrow mutably, so
+            // the two ranges do not overlap; the strategy is this processor's, and the handler
+            // is installed (by `new`).
+            outcome(unsafe { routine::copy(dst.as_mut_ptr(), src, dst.len(), *self.strategy) })
+        }
+        #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
+        {
+            // SAFETY: the caller's promises.
+            unsafe { portable::load(src, dst) };
+            Ok(())
+        }
+    }
+
+    /// As [`store`].
+    ///
+    /// # Safety
+    /// As for [`store`].
+    #[inline]
+    pub(crate) unsafe fn store(self, dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
+        #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+        {
+            // SAFETY: the caller's promises; `src` is a private buffer, not the mapping; the
+            // strategy is this processor's, and the handler is installed (by `new`).
+            outcome(unsafe { routine::copy(dst, src.as_ptr(), src.len(), *self.strategy) })
+        }
+        #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
+        {
+            // SAFETY: the caller's promises.
+            unsafe { portable::store(dst, src) };
+            Ok(())
+        }
     }
 }
 
@@ -215,10 +254,10 @@ pub(crate) unsafe fn touch(at: *mut u8, write: bool) -> Result<(), Fault> {
 /// Installs the fault handler (once), and gives the copy strategy of this processor.
 #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
 #[inline]
-fn ready() -> routine::Strategy {
+fn ready() -> &'static routine::Strategy {
     use std::sync::OnceLock;
     static STRATEGY: OnceLock<routine::Strategy> = OnceLock::new();
-    *STRATEGY.get_or_init(|| {
+    STRATEGY.get_or_init(|| {
         let strategy = routine::strategy();
         fault::install(strategy.avx);
         strategy

@@ -38,9 +38,13 @@ use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL, SHM_HUGETLB};
 pub struct SharedMemory {
     backing: Backing,
     readonly: bool,
-    /// The offsets of the last 32-bit and 64-bit words that `load_u32`/`load_u64` claimed
-    /// (`usize::MAX`: none), so that polling one word claims it once, not at every load.
-    last_loaded: [AtomicUsize; 2],
+    /// The last word that `load_u32`/`load_u64` claimed, as its offset times 2, plus 1 for a
+    /// 64-bit word (`usize::MAX`: none), so that polling one word claims it once, not at every
+    /// load.
+    last_loaded: AtomicUsize,
+    /// The copy of `read_at` and `write_at`, ready (its fault handler installed) since the
+    /// handle was made.
+    copier: access::Copier,
 }
 
 enum Backing {
@@ -483,7 +487,7 @@ impl ShmOptions {
 
 impl SharedMemory {
     fn new(backing: Backing, readonly: bool) -> SharedMemory {
-        SharedMemory { backing, readonly, last_loaded: [AtomicUsize::new(usize::MAX), AtomicUsize::new(usize::MAX)] }
+        SharedMemory { backing, readonly, last_loaded: AtomicUsize::new(usize::MAX), copier: access::Copier::new() }
     }
 
     /// Makes a new volatile object of `len` bytes with mode 0o600, as
@@ -595,7 +599,7 @@ impl SharedMemory {
         self.check_range(offset, buf.len())?;
         // SAFETY: the range lies within the mapping (checked above), which lives as long as
         // `self`; `buf` is private memory; `access::load` is sound against concurrent writers.
-        let copied = unsafe { access::load(self.as_ptr().add(offset), buf) };
+        let copied = unsafe { self.copier.load(self.as_ptr().add(offset), buf) };
         copied.map_err(|fault| self.fault_error(fault, offset, buf.len()))
     }
 
@@ -610,7 +614,7 @@ impl SharedMemory {
         self.check_range(offset, data.len())?;
         // SAFETY: the range lies within the mapping, which is writable (checked above);
         // `data` is private memory; `access::store` is sound against concurrent accesses.
-        let copied = unsafe { access::store(self.as_mut_ptr().add(offset), data) };
+        let copied = unsafe { self.copier.store(self.as_mut_ptr().add(offset), data) };
         copied.map_err(|fault| self.fault_error(fault, offset, data.len()))
     }
 
@@ -748,12 +752,13 @@ impl SharedMemory {
         }
         let word = self.aligned_word::<A>(offset)?;
         if !self.readonly {
-            let last = &self.last_loaded[usize::from(size_of::<A>() == 8)];
-            // Acquire/Release: whoever sees the offset here sees the claim made before, and
-            // what the claim's lock ordered before it (see `access::claims`).
-            if last.load(Ordering::Acquire) != offset {
+            // Offsets are less than the object's length, far below `usize::MAX / 2`.
+            let key = offset * 2 + usize::from(size_of::<A>() == 8);
+            // Acquire/Release: whoever sees the word here sees the claim made before, and what
+            // the claim's lock ordered before it (see `access::claims`).
+            if self.last_loaded.load(Ordering::Acquire) != key {
                 self.claim::<A>(offset, 1)?;
-                last.store(offset, Ordering::Release);
+                self.last_loaded.store(key, Ordering::Release);
             }
         }
         Ok(word)

@@ -1,8 +1,10 @@
 //! The `SIGBUS`/`SIGSEGV` handler that turns a fault inside the copy routine into an error.
 //!
 //! **What is installed, and when.** One handler for `SIGBUS` and one for `SIGSEGV` (the same
-//! function), installed once per process by [`install`], which the first fault-safe access
-//! calls (a copy in or out of shared memory, or a page touched by prefault), not before. It is
+//! function), installed once per process by [`install`], when the process makes its first
+//! `SharedMemory` handle (or, before that, makes its first copy or prefault touch through the
+//! crate's internal `load`/`store`/`touch`), not before: a program that links ipcmem but maps
+//! no shared memory never gets it. It is
 //! installed with `SA_SIGINFO | SA_ONSTACK` (it runs on the thread's alternate signal stack if
 //! there is one, as Rust's own stack-overflow handler does), the signal mask and `SA_RESTART`
 //! of the action it replaces. It is never uninstalled, except as said below for a fault that
