@@ -367,9 +367,9 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
 
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
-        // SAFETY: as in `get`, with a byte-wise atomic store to writable memory (checked by
-        // `Place::new`). A fault (the object shrunk under the lock) leaves the data unchanged:
-        // this method has no error to return.
+        // SAFETY: as in `get`, with a store to writable memory (checked by `Place::new`). A
+        // fault (the object shrunk under the lock) may leave the data partly written: this
+        // method has no error to return.
         let _ = unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
     }
 

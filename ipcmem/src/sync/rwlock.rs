@@ -299,8 +299,8 @@ fn init_raw<T: Pod>(place: &Place, value: T) {
     unsafe {
         (*repr).raw.state.store(0, Ordering::Relaxed);
         (*repr).raw.writer.store(0, Ordering::Relaxed);
-        // A fault (the object shrunk under the new lock) leaves the data zero: the lock's
-        // creation has no error to return for it, and its first user reads zeros.
+        // A fault (the object shrunk under the new lock) may leave the data partly written:
+        // the lock's creation has no error to return for it.
         let _ = access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value));
     }
 }
@@ -363,8 +363,8 @@ impl<T: Pod> RwLockWriteGuard<'_, T> {
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
         // SAFETY: the data lies within the writable mapping, kept by the lock this guard
-        // borrows; the store is sound against concurrent access. A fault (the object
-        // shrunk under the lock) leaves the data unchanged: this method has no error to return.
+        // borrows; the store is sound against concurrent access. A fault (the object shrunk
+        // under the lock) may leave the data partly written: this method has no error to return.
         let _ = unsafe { access::store(self.lock.data().cast(), bytemuck::bytes_of(&value)) };
     }
 
