@@ -22,8 +22,8 @@
 //! `SharedMemory::read_at`/`write_at`, never `&T` or `&mut T`: a process that writes the bytes
 //! without the lock (or `SharedMemory::write_at` in this one) gives torn values, not undefined
 //! behaviour. These guard methods return no error: should another process shrink the object
-//! under a held lock, `get` gives zeros and `set` may store part (on `x86_64` and `aarch64`;
-//! the lock calls of glibc on the same object are not fault-safe).
+//! under a held lock, `get` gives zeros past the fault and `set` may store part (on `x86_64`
+//! and `aarch64`; the lock calls of glibc on the same object are not fault-safe).
 //!
 //! # Trust, and garbage
 //!
