@@ -359,7 +359,7 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
         let mut value = T::zeroed();
         // SAFETY: the data lies within the mapping, kept by the mutex that this guard borrows;
         // the load is sound against concurrent access (see `access`), and any bytes make a
-        // valid `T` (`Pod`). A fault (the object shrunk under the lock) leaves `value` zero:
+        // valid `T` (`Pod`). A fault (the object shrunk under the lock) leaves `value` zero past the fault:
         // this method has no error to return.
         let _ = unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value

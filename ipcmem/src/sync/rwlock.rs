@@ -279,7 +279,7 @@ impl<T: Pod> RwLock<T> {
         let mut value = T::zeroed();
         // SAFETY: the data lies within the mapping, kept by the place; the load is sound
         // against concurrent access (see `access`), and any bytes make a valid `T` (`Pod`). A
-        // fault (the object shrunk under the lock) leaves `value` zero: this method has no error.
+        // fault (the object shrunk under the lock) leaves `value` zero past the fault: this method has no error.
         let _ = unsafe { access::load(self.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value
     }
