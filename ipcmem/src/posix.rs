@@ -170,6 +170,8 @@ pub(crate) struct OpenSpec<'a> {
     pub huge_pages: bool,
     /// Populated before `open` returns.
     pub prefault: bool,
+    /// Holds a volatile object (its shared lock), rather than only looking at it.
+    pub hold: bool,
 }
 
 /// An open POSIX object, mapped, with its volatile lock if it has one.
@@ -285,7 +287,7 @@ impl Object {
         let len = mappable_len(name, &stat)?;
         let identity = Identity::of(&stat);
         let volatile = is_marked_volatile(&fd);
-        if volatile {
+        if volatile && spec.hold {
             fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
             // The last holder may have unlinked the name between our open and our lock.
             if !identity.is_named(&path) {
@@ -299,7 +301,9 @@ impl Object {
         if spec.prefault {
             mapping.populate(name, !readonly, spec.huge_pages, fd.as_fd())?;
         }
-        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd: volatile.then_some(fd), volatile })
+        // A look keeps no descriptor: it holds no lock, and its drop removes nothing.
+        let fd = (volatile && spec.hold).then_some(fd);
+        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd, volatile })
     }
 
     pub(crate) fn name(&self) -> &str {

@@ -80,6 +80,28 @@ pub enum Access {
     ReadOnly,
 }
 
+/// Whether an opened handle holds a volatile object or only looks at it.
+///
+/// Every handle that **holds** a volatile POSIX object keeps it alive, and the last holder to
+/// go (drop, exit, crash of the others) removes it. A handle that **looks** keeps nothing
+/// alive and never removes anything: an object whose holders are all gone stays in place,
+/// abandoned, for [`crate::gc`] to collect, whoever looked at it meanwhile.
+///
+/// Which to choose: a process that means to *use* the object (a producer, or a consumer that
+/// reads frames from it, read-only or not) holds it, as in the Julia package: its drop may be
+/// the one that removes the object. Tools and code that only inspect (a listing, a dump of the
+/// bytes, `array::inspect`, the `ipcmem` commands `read`, `write`, `info`, `list` and
+/// `array show`) look. A creator always holds what it makes. System V segments are unaffected:
+/// the kernel counts attachments, and a look attaches as any handle does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Holding {
+    /// Keep a volatile object alive while the handle lives; the last holder removes it.
+    #[default]
+    Hold,
+    /// Only look: keep nothing alive, never remove.
+    Look,
+}
+
 /// Options for making or opening a [`SharedMemory`], in the style of `std::fs::OpenOptions`.
 ///
 /// ```
@@ -101,6 +123,7 @@ pub struct ShmOptions {
     prefault: bool,
     huge_pages: bool,
     lock: bool,
+    holding: Holding,
 }
 
 impl Default for ShmOptions {
@@ -113,6 +136,7 @@ impl Default for ShmOptions {
             prefault: false,
             huge_pages: false,
             lock: false,
+            holding: Holding::Hold,
         }
     }
 }
@@ -231,6 +255,24 @@ impl ShmOptions {
         self
     }
 
+    /// Whether a handle that [`open`](Self::open) gives holds a volatile object or only looks at
+    /// it (default [`Holding::Hold`]; see [`Holding`] for which to choose). Has no effect on
+    /// creation: a creator holds what it makes.
+    ///
+    /// ```
+    /// use ipcmem::{shm::Holding, SharedMemory};
+    /// let name = format!("/ipcmem-doc-look-{}", std::process::id());
+    /// let shm = SharedMemory::create(name.as_str(), 64)?;
+    /// let look = SharedMemory::options().readonly(true).holding(Holding::Look).open(name.as_str())?;
+    /// drop(shm); // the last holder: the object is removed, the look keeps its mapping
+    /// assert!(SharedMemory::open(name.as_str()).is_err());
+    /// # Ok::<(), ipcmem::Error>(())
+    /// ```
+    pub fn holding(mut self, holding: Holding) -> ShmOptions {
+        self.holding = holding;
+        self
+    }
+
     /// Makes a new object of `len` bytes; fails with [`Error::AlreadyExists`] if it exists.
     ///
     /// `id` is a POSIX name (`"/name"`), a [`Key`], or [`Key::PRIVATE`] for a new System V
@@ -274,6 +316,7 @@ impl ShmOptions {
                 readonly,
                 huge_pages: self.huge_pages,
                 prefault: self.prefault || self.lock,
+                hold: self.holding == Holding::Hold,
             })?),
             Id::Key(key) => Backing::SysV(sysv::shmat(sysv::get_existing(key, 0)?, readonly)?),
             Id::Shm(id) => Backing::SysV(sysv::shmat(id, readonly)?),
@@ -490,9 +533,16 @@ impl SharedMemory {
         ShmOptions::new().open(id)
     }
 
-    /// Opens an existing object read-only, as `SharedMemory(id; readonly=true)` in Julia.
+    /// Opens an existing object read-only, as `SharedMemory(id; readonly=true)` in Julia. The
+    /// handle holds a volatile object (see [`Holding`]): use [`look`](Self::look) to inspect.
     pub fn open_readonly(id: impl Into<Id>) -> Result<SharedMemory> {
         ShmOptions::new().readonly(true).open(id)
+    }
+
+    /// Opens an existing object read-only to look at it ([`Holding::Look`]): the handle keeps
+    /// a volatile object alive no more than a listing does, and never removes it.
+    pub fn look(id: impl Into<Id>) -> Result<SharedMemory> {
+        ShmOptions::new().readonly(true).holding(Holding::Look).open(id)
     }
 
     /// The options builder.
