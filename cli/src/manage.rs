@@ -1,6 +1,7 @@
 //! `create`, `hold`, `rm`, `chmod`, `key` and `gc`: making, keeping and removing objects.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ipcmem::gc::{self, Collected};
 use ipcmem::{inventory, posix, sysv, Id, Key, Semaphore, SharedMemory};
@@ -97,11 +98,34 @@ pub fn create(object: &Id, size: usize, mode: Mode, volatile: bool, hold: bool) 
 /// `ipcmem hold OBJ`: opens read-only and holds until stopped.
 pub fn hold(object: &Id) -> Outcome {
     let stop = signals::block().map_err(|error| Failure::about("signals", error))?;
-    let shm = SharedMemory::open_readonly(object)?;
+    let shm = open_to_hold(object, &stop)?;
     print_line(&format!("holding {object} ({} bytes)", shm.len()))?;
     stop.wait().map_err(|error| Failure::about("signals", error))?;
     drop(shm);
     Ok(())
+}
+
+/// How long `hold` waits at a time for a lock that another process holds, between two looks at
+/// the stop signals.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// Opens `object` read-only to hold it. Another process's exclusive lock on a volatile object
+/// is waited for [`posix::LOCK_WAIT`] at most, in short steps: a stop signal that arrives
+/// meanwhile ends the command at once (the signals are blocked, so nothing else would).
+fn open_to_hold(object: &Id, stop: &signals::Blocked) -> Result<SharedMemory, Failure> {
+    let started = Instant::now();
+    loop {
+        match SharedMemory::options().readonly(true).lock_wait(LOCK_POLL).open(object) {
+            Err(ipcmem::Error::Locked { .. }) if started.elapsed() < posix::LOCK_WAIT => {}
+            Err(ipcmem::Error::Locked { object, .. }) => {
+                return Err(ipcmem::Error::Locked { object, waited: started.elapsed() }.into())
+            }
+            opened => return Ok(opened?),
+        }
+        if let Some(signal) = stop.pending() {
+            return Err(Failure::about(object, format!("stopped by signal {signal} while waiting for its lock")));
+        }
+    }
 }
 
 /// `ipcmem rm OBJ... [--force]`: each object in turn; one that fails does not stop the others.

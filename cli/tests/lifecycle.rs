@@ -73,12 +73,15 @@ fn a_consumer_that_holds_removes_the_object_it_was_last_to_hold() {
 }
 
 /// An exclusive `flock -x` on the object's file, held by a separate process until dropped.
+/// With `-o` the lock stays with `flock` itself, whose command (`cat`) ends when its stdin
+/// closes.
 struct ForeignLock(std::process::Child);
 
 impl ForeignLock {
     fn take(name: &str) -> ForeignLock {
         let mut child = Command::new("flock")
-            .args(["-x", &format!("/dev/shm{name}"), "-c", "echo locked; exec sleep 600"])
+            .args(["-x", "-o", &format!("/dev/shm{name}"), "-c", "echo locked; exec cat >/dev/null"])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -93,7 +96,7 @@ impl ForeignLock {
 
 impl Drop for ForeignLock {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        drop(self.0.stdin.take());
         let _ = self.0.wait();
     }
 }
@@ -103,7 +106,9 @@ fn hold_gives_up_in_bounded_time_under_a_foreign_exclusive_lock() {
     let mut guard = Guard::new();
     let name = unique_name("flock");
     guard.track(name.as_str());
+    // Abandoned (no holder, so a foreign exclusive lock can be taken), then locked.
     let creator = Holder::start(&["create", &name, "4KiB", "--volatile", "--hold"]);
+    assert_eq!(creator.stop(libc::SIGKILL).0, None);
     let lock = ForeignLock::take(&name);
 
     let started = Instant::now();
@@ -132,12 +137,11 @@ fn hold_gives_up_in_bounded_time_under_a_foreign_exclusive_lock() {
         assert!(sent.elapsed() < Duration::from_millis(500), "hold took {:?} to end on {signal}", sent.elapsed());
     }
 
-    // Once the foreign lock is gone, hold works again; the object goes with its holders.
+    // Once the foreign lock is gone, hold works again; the object goes with its last holder.
     drop(lock);
     let holder = Holder::start(&["hold", &name]);
     assert_eq!(holder.line, format!("holding {name} (4096 bytes)"));
     assert_eq!(holder.stop(libc::SIGTERM).0, Some(0));
-    assert_eq!(creator.stop(libc::SIGTERM).0, Some(0));
     assert!(!posix_exists(&name));
 }
 

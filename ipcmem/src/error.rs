@@ -137,6 +137,19 @@ pub enum Error {
         /// How long the opener waited.
         waited: Duration,
     },
+    /// A volatile object on which another process has held an exclusive `flock(2)` for longer
+    /// than an opener waits. ipcmem itself takes one only for the moment of a removal; a longer
+    /// one is another program's (`flock -x`).
+    #[error(
+        "{object}: locked by another process (an exclusive flock held for more than {} ms; /proc/locks or `fuser -v` shows which process)",
+        .waited.as_millis()
+    )]
+    Locked {
+        /// The object asked for.
+        object: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
     Os {
@@ -276,6 +289,7 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
+            | Self::Locked { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -293,6 +307,7 @@ impl Error {
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
             Self::BadHeader { .. } | Self::TypeMismatch { .. } => io::ErrorKind::InvalidData,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
+            Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

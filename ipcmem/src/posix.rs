@@ -172,6 +172,8 @@ pub(crate) struct OpenSpec<'a> {
     pub prefault: bool,
     /// Holds a volatile object (its shared lock), rather than only looking at it.
     pub hold: bool,
+    /// How long to wait for the shared lock while another process holds the exclusive one.
+    pub lock_wait: Duration,
 }
 
 /// An open POSIX object, mapped, with its volatile lock if it has one.
@@ -187,6 +189,8 @@ pub(crate) struct Object {
     /// closed once the object is mapped and named.
     fd: Option<OwnedFd>,
     volatile: bool,
+    /// The process that made or opened the handle: only it may give up the hold (see `Drop`).
+    pid: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -229,7 +233,15 @@ impl Object {
             Error::from_errno(&name, operation, errno)
         })?;
         let (identity, mapping) = prepare(spec, &fd, size, mode)?;
-        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd: Some(fd), volatile: spec.volatile })
+        Ok(Object {
+            path,
+            dir_len: dir.len(),
+            mapping,
+            identity,
+            fd: Some(fd),
+            volatile: spec.volatile,
+            pid: std::process::id(),
+        })
     }
 
     /// Makes a persistent object under its name at once, as `shm_open(O_CREAT | O_EXCL)` and
@@ -243,7 +255,9 @@ impl Object {
         let fd =
             fs::openat(CWD, path.as_str(), flags, mode).map_err(|errno| Error::from_errno(&name, "open", errno))?;
         match prepare(spec, &fd, size, mode) {
-            Ok((identity, mapping)) => Ok(Object { path, dir_len, mapping, identity, fd: None, volatile: false }),
+            Ok((identity, mapping)) => {
+                Ok(Object { path, dir_len, mapping, identity, fd: None, volatile: false, pid: std::process::id() })
+            }
             Err(error) => {
                 if fs::fstat(&fd).is_ok_and(|stat| Identity::of(&stat).is_named(&path)) {
                     let _ = fs::unlinkat(CWD, path.as_str(), AtFlags::empty());
@@ -288,7 +302,7 @@ impl Object {
         let identity = Identity::of(&stat);
         let volatile = is_marked_volatile(&fd);
         if volatile && spec.hold {
-            fs::flock(&fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
+            lock_shared(name, &fd, spec.lock_wait)?;
             // The last holder may have unlinked the name between our open and our lock.
             if !identity.is_named(&path) {
                 return Err(Error::NotFound {
@@ -303,7 +317,7 @@ impl Object {
         }
         // A look keeps no descriptor: it holds no lock, and its drop removes nothing.
         let fd = (volatile && spec.hold).then_some(fd);
-        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd, volatile })
+        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd, volatile, pid: std::process::id() })
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -336,8 +350,15 @@ impl Object {
 
 impl Drop for Object {
     /// Unmaps; for a volatile object, unlinks it if no other handle holds it.
+    ///
+    /// A child made by `fork` inherits the handle, and with it the very open file description
+    /// that carries the parent's lock: converting that lock would take the parent's hold away.
+    /// So a handle dropped in another process than the one that made it only closes and unmaps.
     fn drop(&mut self) {
         let Some(fd) = self.fd.take().filter(|_| self.volatile) else { return };
+        if std::process::id() != self.pid {
+            return;
+        }
         // Drop our shared lock, then ask for the exclusive one without waiting: it is granted
         // only if no other handle, in any process, still holds the object. Of several last
         // holders dropping at once at least one gets it, as each gives up its own lock first.
@@ -374,6 +395,34 @@ fn prepare(spec: &CreateSpec<'_>, fd: &OwnedFd, size: u64, mode: Mode) -> Result
         mapping.populate(name, true, spec.huge_pages, fd.as_fd())?;
     }
     Ok((Identity::of(&stat), mapping))
+}
+
+/// How long an opener waits, by default, for the shared lock of a volatile object while another
+/// process holds the exclusive one.
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// Takes the shared lock that holds the volatile object open at `fd`, waiting at most `wait`
+/// while another process holds the exclusive one.
+///
+/// ipcmem holds the exclusive lock only for the moment of a removal (the last holder's drop,
+/// `gc`), microseconds; anyone with read permission could hold it for ever (`flock -x`), and a
+/// blocking `flock` would then hang the opener, deaf to signals that have no handler. So the
+/// lock is asked for without blocking, again after pauses that grow to 10 ms, until the bound.
+fn lock_shared(name: &str, fd: &OwnedFd, wait: Duration) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match fs::flock(fd, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => return Ok(()),
+            Err(Errno::WOULDBLOCK) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+            Err(Errno::WOULDBLOCK) => return Err(Error::Locked { object: name.to_owned(), waited: wait }),
+            Err(Errno::INTR) => {}
+            Err(errno) => return Err(Error::from_errno(&name, "flock", errno)),
+        }
+    }
 }
 
 /// How long an opener waits for an object that exists but has size 0 to get its size.

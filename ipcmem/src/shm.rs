@@ -4,6 +4,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::access;
 use crate::error::{Error, Result};
@@ -124,6 +125,7 @@ pub struct ShmOptions {
     huge_pages: bool,
     lock: bool,
     holding: Holding,
+    lock_wait: Duration,
 }
 
 impl Default for ShmOptions {
@@ -137,6 +139,7 @@ impl Default for ShmOptions {
             huge_pages: false,
             lock: false,
             holding: Holding::Hold,
+            lock_wait: posix::LOCK_WAIT,
         }
     }
 }
@@ -273,6 +276,15 @@ impl ShmOptions {
         self
     }
 
+    /// How long [`open`](Self::open) of a volatile POSIX object waits for its shared lock while
+    /// another process holds an exclusive `flock` on it (default [`posix::LOCK_WAIT`], 1 s);
+    /// past it, [`Error::Locked`]. ipcmem takes the exclusive lock only for the moment of a
+    /// removal: a longer one is another program's (`flock -x`), which must not hang the opener.
+    pub fn lock_wait(mut self, wait: Duration) -> ShmOptions {
+        self.lock_wait = wait;
+        self
+    }
+
     /// Makes a new object of `len` bytes; fails with [`Error::AlreadyExists`] if it exists.
     ///
     /// `id` is a POSIX name (`"/name"`), a [`Key`], or [`Key::PRIVATE`] for a new System V
@@ -317,6 +329,7 @@ impl ShmOptions {
                 huge_pages: self.huge_pages,
                 prefault: self.prefault || self.lock,
                 hold: self.holding == Holding::Hold,
+                lock_wait: self.lock_wait,
             })?),
             Id::Key(key) => Backing::SysV(sysv::shmat(sysv::get_existing(key, 0)?, readonly)?),
             Id::Shm(id) => Backing::SysV(sysv::shmat(id, readonly)?),
