@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 
-use rustix::fs::{self, AtFlags, FlockOperation, Mode as FileMode, OFlags, CWD};
+use rustix::fs::{self, FlockOperation, Mode as FileMode, OFlags, CWD};
 
 use crate::error::{Error, Result};
 use crate::inventory::{self, Inode};
@@ -82,7 +82,8 @@ fn collect_one(name: &str, mode: Mode, held: Option<&HashSet<Inode>>) -> Option<
         FileMode::empty(),
     )
     .ok()?;
-    if !posix::is_marked_volatile(&fd) {
+    let stat = fs::fstat(&fd).ok()?;
+    if !posix::is_marked_volatile(&stat) {
         return None;
     }
     if mode == Mode::DryRun {
@@ -91,11 +92,8 @@ fn collect_one(name: &str, mode: Mode, held: Option<&HashSet<Inode>>) -> Option<
     // Holding the exclusive lock keeps any opener waiting until we are done; an opener that
     // then finds the name gone reports the object as not found.
     fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
-    let same = fs::fstat(&fd)
-        .ok()
-        .zip(fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok())
-        .is_some_and(|(ours, named)| (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino));
-    Some(same && fs::unlinkat(CWD, path.as_str(), AtFlags::empty()).is_ok())
+    // Only the inode looked at: never one renamed onto the name meanwhile.
+    Some(posix::unlink_if_ours(&path, SHM_DIR.len(), posix::Identity::of(&stat)).unwrap_or(false))
 }
 
 /// Whether no process holds the object open at `fd`, by the `held` files read from `/proc/locks`

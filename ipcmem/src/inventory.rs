@@ -25,11 +25,10 @@
 use std::collections::HashSet;
 
 use rustix::fs::{self, AtFlags, CWD};
-use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::key::{Id, Key, ShmId};
-use crate::posix::{self, SHM_DIR, VOLATILE_XATTR};
+use crate::posix::{self, SHM_DIR};
 use crate::semaphore;
 use crate::sysv::{self, SHM_DEST, SHM_LOCKED};
 
@@ -116,8 +115,8 @@ pub struct ObjectInfo {
     /// Whether a System V segment is locked in memory (`SHM_LOCKED`).
     pub locked: Option<bool>,
     /// Whether the object is destroyed when no longer used: a POSIX object or semaphore with
-    /// the volatile marker (made so by ipcmem), a System V segment marked for removal. `None`
-    /// where the caller may not read the marker.
+    /// the volatile mark, the sticky bit (made so by ipcmem), a System V segment marked for
+    /// removal.
     pub volatile: Option<bool>,
     /// Whether anyone uses it: for a volatile POSIX object or semaphore, whether an ipcmem handle
     /// holds it; for a System V segment, whether it is attached. `None` for a persistent POSIX
@@ -320,7 +319,7 @@ fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
             reason: "not a shared memory object: not a regular file in /dev/shm".into(),
         });
     }
-    let volatile = marked_volatile(&path);
+    let volatile = Some(posix::is_marked_volatile(&stat));
     let inode = Inode::of(&stat);
     let in_use = match (volatile, held) {
         (Some(true), Some(held)) => Some(held.contains(&inode)),
@@ -350,16 +349,6 @@ fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
         in_use,
         value: None,
     })
-}
-
-/// Whether the object at `path` carries the volatile marker; `None` if the caller may not read
-/// it. Read by path: opening would need read permission and could block on odd files.
-fn marked_volatile(path: &str) -> Option<bool> {
-    match fs::lgetxattr(path, VOLATILE_XATTR, &mut [0_u8; 8]) {
-        Ok(_) => Some(true),
-        Err(Errno::NODATA | Errno::OPNOTSUPP) => Some(false),
-        Err(_) => None,
-    }
 }
 
 impl Inode {

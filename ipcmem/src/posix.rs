@@ -7,18 +7,35 @@
 //! - **Atomic publication.** An object is made nameless (`O_TMPFILE`), sized, given its mode,
 //!   marked and filled, and only then linked under its name (`linkat`, which fails if the name
 //!   exists, so creation stays exclusive). No process ever sees it half made.
-//! - **Volatile objects.** Every handle of a volatile object holds a shared `flock(2)` on its
-//!   own open file description. The last handle to go finds no other holder (an exclusive lock
-//!   succeeds) and unlinks the name. A `user.ipcmem.volatile` extended attribute marks the
-//!   object, so that [`crate::gc`] can find and remove it after every holder crashed.
+//! - **Volatile objects.** Every handle that holds a volatile object (see
+//!   [`crate::Holding`]) holds a shared `flock(2)` on its own open file description. The last
+//!   holder to go finds no other (an exclusive lock succeeds) and removes the name.
+//! - **The volatile mark is the sticky bit** (`S_ISVTX`, mode `01000`) of the object's file,
+//!   meaningless on a regular file of tmpfs otherwise. Only the owner (or root) can set it, by
+//!   `chmod`: a user who may write the object but not remove it cannot make it volatile, and so
+//!   cannot get it deleted by another user's ipcmem ([`crate::gc`] included). Extended
+//!   attributes could not serve: any writer may set a `user.` one. [`chmod`] keeps the bit.
+//! - **Removal removes only our own object.** A name is removed by renaming it away, atomically,
+//!   to a private name (`renameat2(RENAME_NOREPLACE)`), checking that the inode is ours, and
+//!   only then unlinking the private name; another object found there is put back under its
+//!   name. Checking the name and then unlinking it would delete an object renamed onto the name
+//!   in between. (If the name was taken yet again meanwhile, the object put aside stays under
+//!   its private name `/.ipcmem-rm.PID.N`, not deleted; `ipcmem list` shows it.)
+//! - **No half-made object blocks a name.** A plain persistent object is made under its name at
+//!   once (`shm_open(O_CREAT|O_EXCL)`, then `ftruncate`), with the set-user-ID bit (`04000`) in
+//!   its mode until it is sized: the kernel clears that bit in the very `ftruncate` (ipcmem
+//!   clears it itself where the process has `CAP_FSETID`, which keeps it). A creator killed in
+//!   between leaves an object of size 0 with that bit, which only its owner could have set:
+//!   [`crate::gc`] removes such an object once no process has it open. A complete object never
+//!   has the bit, and a writer who truncates it to 0 cannot set it.
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{self, AtFlags, FlockOperation, Mode, OFlags, XattrFlags, CWD};
+use rustix::fs::{self, AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, ProtFlags};
 
@@ -29,8 +46,8 @@ use crate::prefault::{self, Region, Store};
 /// The directory of POSIX shared memory objects on Linux.
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// The extended attribute that marks a volatile object.
-pub(crate) const VOLATILE_XATTR: &str = "user.ipcmem.volatile";
+/// The mode bit that marks a volatile object: the sticky bit, which only the owner can set.
+pub(crate) const VOLATILE_MARK: u32 = 0o1000;
 
 /// The longest file name: `NAME_MAX`.
 const NAME_MAX: usize = 255;
@@ -85,6 +102,7 @@ pub fn unlink(name: &str) -> Result<()> {
 }
 
 /// Sets the 9 permission bits of object `name`, as `chmod(2)`; only its owner (or root) may.
+/// The volatile mark (the sticky bit) is kept.
 ///
 /// Handles that are open keep the access they were opened with. The name is opened with
 /// `O_PATH | O_NOFOLLOW` and changed through that descriptor, so that a symbolic link planted
@@ -115,9 +133,11 @@ pub fn chmod(name: &str, perms: u32) -> Result<()> {
             reason: "not a regular file in /dev/shm".into(),
         });
     }
+    // A volatile object stays volatile: its mark, the sticky bit, is kept.
+    let mode = perms | (stat.st_mode & VOLATILE_MARK);
     // fchmod refuses an O_PATH descriptor; its /proc/self/fd link names the very inode opened.
     let through_proc = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    fs::chmodat(CWD, through_proc.as_str(), Mode::from_raw_mode(perms), AtFlags::empty()).map_err(|errno| match errno {
+    fs::chmodat(CWD, through_proc.as_str(), Mode::from_raw_mode(mode), AtFlags::empty()).map_err(|errno| match errno {
         Errno::PERM | Errno::ACCESS => {
             Error::PermissionDenied { object: name.to_owned(), access: "chmod (owner only)" }
         }
@@ -194,13 +214,13 @@ pub(crate) struct Object {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct Identity {
+pub(crate) struct Identity {
     dev: u64,
     ino: u64,
 }
 
 impl Identity {
-    fn of(stat: &fs::Stat) -> Identity {
+    pub(crate) fn of(stat: &fs::Stat) -> Identity {
         Identity { dev: stat.st_dev, ino: stat.st_ino }
     }
 
@@ -221,7 +241,7 @@ impl Object {
         let name = spec.name;
         check_name(name)?;
         let size = object_size(name, spec.len)?;
-        let mode = Mode::from_raw_mode(spec.perms | 0o600);
+        let mode = Mode::from_raw_mode(spec.perms | 0o600 | if spec.volatile { VOLATILE_MARK } else { 0 });
         let dir = directory(name, spec.huge_pages)?;
         let path = format!("{dir}{name}");
         if spec.direct && !spec.volatile && !spec.huge_pages {
@@ -259,8 +279,8 @@ impl Object {
                 Ok(Object { path, dir_len, mapping, identity, fd: None, volatile: false, pid: std::process::id() })
             }
             Err(error) => {
-                if fs::fstat(&fd).is_ok_and(|stat| Identity::of(&stat).is_named(&path)) {
-                    let _ = fs::unlinkat(CWD, path.as_str(), AtFlags::empty());
+                if let Ok(stat) = fs::fstat(&fd) {
+                    let _ = unlink_if_ours(&path, dir_len, Identity::of(&stat));
                 }
                 Err(error)
             }
@@ -300,7 +320,7 @@ impl Object {
         let stat = wait_for_size(name, &path, &fd, stat)?;
         let len = mappable_len(name, &stat)?;
         let identity = Identity::of(&stat);
-        let volatile = is_marked_volatile(&fd);
+        let volatile = is_marked_volatile(&stat);
         if volatile && spec.hold {
             lock_shared(name, &fd, spec.lock_wait)?;
             // The last holder may have unlinked the name between our open and our lock.
@@ -336,15 +356,15 @@ impl Object {
         self.volatile
     }
 
-    /// Unlinks the name if it still names this object (not one made later under that name).
+    /// Removes the name if it still names this object (not one made later under that name, or
+    /// renamed onto it): see [`unlink_if_ours`].
     pub(crate) fn remove(&self) -> Result<()> {
         if !self.identity.is_named(&self.path) {
             return Ok(());
         }
-        match fs::unlinkat(CWD, self.path.as_str(), AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(errno) => Err(Error::from_errno(&self.name(), "unlink", errno)),
-        }
+        unlink_if_ours(&self.path, self.dir_len, self.identity)
+            .map(drop)
+            .map_err(|errno| Error::from_errno(&self.name(), "unlink", errno))
     }
 }
 
@@ -364,10 +384,45 @@ impl Drop for Object {
         // holders dropping at once at least one gets it, as each gives up its own lock first.
         // A conversion is that very sequence in one call: flock(2) removes the existing lock
         // first, then tries the new one (and leaves none if it fails, which is fine here).
-        if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && self.identity.is_named(&self.path) {
-            let _ = fs::unlinkat(CWD, self.path.as_str(), AtFlags::empty());
+        if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let _ = unlink_if_ours(&self.path, self.dir_len, self.identity);
         }
     }
+}
+
+/// Counts the private names of [`unlink_if_ours`] in this process.
+static PRIVATE_NAMES: AtomicU64 = AtomicU64::new(0);
+
+/// Removes the name at `path` (whose directory is `path[..dir_len]`) if, and only if, it names
+/// the inode `identity`; says whether it did.
+///
+/// Checking the name, then unlinking it, would delete an object that another process renamed
+/// onto the name in between. So the name is first renamed away, atomically, to a private name
+/// of this process in the same directory (`renameat2(RENAME_NOREPLACE)`), where nobody else
+/// can replace it: the inode found there is what the name held at that instant. Ours, it is
+/// unlinked; another, it is renamed back (`RENAME_NOREPLACE` again, so as to replace nothing).
+/// Should the name have been taken once more in that instant, the object put aside stays under
+/// its private name, `.ipcmem-rm.PID.N`: not deleted, and visible in listings.
+pub(crate) fn unlink_if_ours(path: &str, dir_len: usize, identity: Identity) -> rustix::io::Result<bool> {
+    let dir = &path[..dir_len];
+    let private = loop {
+        let counter = PRIVATE_NAMES.fetch_add(1, Ordering::Relaxed);
+        let private = format!("{dir}/.ipcmem-rm.{}.{counter}", std::process::id());
+        match fs::renameat_with(CWD, path, CWD, private.as_str(), RenameFlags::NOREPLACE) {
+            Ok(()) => break private,
+            // A stale private name of a process that had our pid: take the next one.
+            Err(Errno::EXIST) => {}
+            Err(Errno::NOENT) => return Ok(false),
+            Err(errno) => return Err(errno),
+        }
+    };
+    let ours = fs::statat(CWD, private.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == identity);
+    if ours {
+        fs::unlinkat(CWD, private.as_str(), AtFlags::empty())?;
+        return Ok(true);
+    }
+    let _ = fs::renameat_with(CWD, private.as_str(), CWD, path, RenameFlags::NOREPLACE);
+    Ok(false)
 }
 
 /// Readies a new object open at `fd`: its size (space checked or reserved), its exact mode, its
@@ -382,12 +437,12 @@ fn prepare(spec: &CreateSpec<'_>, fd: &OwnedFd, size: u64, mode: Mode) -> Result
         give_space(name, fd, size, spec.reserve)?;
         spec.len
     };
-    if Mode::from_raw_mode(stat.st_mode) != mode {
+    if stat.st_mode & 0o7777 != mode.as_raw_mode() {
         // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
         fs::fchmod(fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
     }
     if spec.volatile {
-        mark_volatile(name, fd)?;
+        // A new file of our own: nobody else can hold an exclusive lock on it yet.
         fs::flock(fd, FlockOperation::LockShared).map_err(|errno| Error::from_errno(&name, "flock", errno))?;
     }
     let mapping = Mapping::new(name, fd, spec.len, map_len, false, spec.huge_pages)?;
@@ -530,19 +585,9 @@ fn give_huge_space(name: &str, fd: &OwnedFd, size: u64, reserve: bool) -> Result
     Ok(map_len)
 }
 
-/// Sets the volatile marker. A kernel whose tmpfs has no user extended attributes (before
-/// Linux 6.6) cannot carry it: the object is still removed by its last handle, but not by
-/// [`crate::gc`] after a crash.
-fn mark_volatile(name: &str, fd: &OwnedFd) -> Result<()> {
-    match fs::fsetxattr(fd, VOLATILE_XATTR, b"1", XattrFlags::empty()) {
-        Ok(()) | Err(Errno::OPNOTSUPP) => Ok(()),
-        Err(errno) => Err(Error::from_errno(&name, "fsetxattr", errno)),
-    }
-}
-
-/// Whether the object open at `fd` carries the volatile marker.
-pub(crate) fn is_marked_volatile(fd: impl AsFd) -> bool {
-    fs::fgetxattr(fd, VOLATILE_XATTR, &mut [0_u8; 8]).is_ok()
+/// Whether an object with this `stat` carries the volatile mark, the sticky bit.
+pub(crate) fn is_marked_volatile(stat: &fs::Stat) -> bool {
+    stat.st_mode & VOLATILE_MARK != 0
 }
 
 /// Set once linking a descriptor itself was refused, so that later links go through `/proc`

@@ -20,6 +20,9 @@ fn child_entry() {
     match scenario.as_str() {
         "fork-drop" => fork_drop(args[0]),
         "open-under-signals" => open_under_signals(args[0]),
+        "nobody-attack" => nobody_attack(args[0], args[1]),
+        "race" => race(),
+        "racer" => racer(&args),
         "create-hold" => {
             let _shm = SharedMemory::create(args[0], 4096).expect("create");
             report("held");
@@ -149,4 +152,294 @@ fn open_under_a_foreign_exclusive_lock_fails_in_bounded_time_and_retries_signals
     drop(lock);
     let line = child.next_report();
     assert!(line.starts_with("opened after"), "{line}");
+}
+
+// ---- 7. the volatile mark ----
+
+/// As uid 65534, with write permission on root's objects `a` and `b` but no right to remove
+/// them, tries every way to get them deleted: the old xattr mark, the sticky bit, the
+/// set-user-ID bit, truncation to 0, removal and renaming. Reports what the kernel allowed.
+fn nobody_attack(a: &str, b: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    common::become_nobody();
+    let mut allowed = Vec::new();
+    for name in [a, b] {
+        let path = format!("/dev/shm{name}");
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).expect("write permission");
+        let attr = c"user.ipcmem.volatile";
+        // SAFETY: a valid descriptor, a NUL-terminated name and a one-byte value.
+        if unsafe { libc::fsetxattr(file.as_raw_fd(), attr.as_ptr(), c"1".as_ptr().cast(), 1, 0) } == 0 {
+            allowed.push(format!("{name}: xattr"));
+        }
+        for mode in [0o1666, 0o4666, 0o5666] {
+            if file.set_permissions(std::fs::Permissions::from_mode(mode)).is_ok() {
+                allowed.push(format!("{name}: chmod {mode:o}"));
+            }
+        }
+        if std::fs::rename(&path, format!("{path}-moved")).is_ok() {
+            allowed.push(format!("{name}: rename"));
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            allowed.push(format!("{name}: unlink"));
+        }
+    }
+    // Truncation to 0 is a writer's right: `b` is now an empty object.
+    std::fs::OpenOptions::new().write(true).open(format!("/dev/shm{b}")).expect("open b").set_len(0).expect("truncate");
+    report(allowed.join(", "));
+}
+
+#[test]
+fn a_writer_who_may_not_remove_cannot_get_an_object_deleted() {
+    let mut guard = Guard::new();
+    let a = guard.track(common::unique_name("writer-a")).to_string();
+    let b = guard.track(common::unique_name("writer-b")).to_string();
+    for name in [&a, &b] {
+        drop(SharedMemory::options().volatile(false).perms(0o666).create(name.as_str(), 4096).expect("create"));
+    }
+    let run = run_child("nobody-attack", &[&a, &b]);
+    assert!(run.status.success(), "{run:?}");
+    let allowed = run.report();
+    assert!(!allowed.contains("chmod") && !allowed.contains("rename") && !allowed.contains("unlink"), "{allowed}");
+
+    // Every way root's ipcmem could delete them: a holding handle, read-only or not, a look,
+    // the inventory, gc.
+    drop(SharedMemory::open(a.as_str()).expect("open a"));
+    drop(SharedMemory::open_readonly(a.as_str()).expect("open a read-only"));
+    drop(SharedMemory::look(a.as_str()).expect("look at a"));
+    assert!(matches!(SharedMemory::open(b.as_str()), Err(Error::InvalidSize { .. })), "b is empty now");
+    for name in [&a, &b] {
+        let info = ipcmem::inventory::info(&name.as_str().into()).expect("info");
+        assert_eq!(info.volatile, Some(false), "{name}: {info:?}");
+        assert!(!info.is_abandoned());
+    }
+    let collected = gc::collect(gc::Mode::Remove).expect("gc");
+    for name in [&a, &b] {
+        assert!(collected.iter().all(|found| &found.name != name), "gc collected {name}: {collected:?}");
+        assert!(common::posix_exists(name), "{name} was deleted");
+    }
+}
+
+#[test]
+fn chmod_keeps_the_volatile_mark() {
+    let mut guard = Guard::new();
+    let name = guard.track(common::unique_name("chmod-mark")).to_string();
+    let shm = SharedMemory::create(name.as_str(), 64).expect("create");
+    ipcmem::posix::chmod(&name, 0o640).expect("chmod");
+    let info = ipcmem::inventory::info(&name.as_str().into()).expect("info");
+    assert_eq!((info.mode, info.volatile), (0o1640, Some(true)));
+    drop(shm);
+    assert!(!common::posix_exists(&name), "still volatile: gone with its last holder");
+}
+
+// ---- 5. races on the name ----
+
+/// How long the rename-onto-the-name race runs.
+const RACE: Duration = Duration::from_secs(5);
+
+/// Runs the race in a private mount namespace, on a tmpfs of its own at /dev/shm: gc there sees
+/// only the race's objects, and whatever the race leaves goes with the namespace.
+fn race_in_private_dev_shm() -> common::ChildRun {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(common::CHILD_VAR, "race")
+        .env(common::ARGS_VAR, "")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    common::wait_child(command.spawn().expect("run unshare"))
+}
+
+/// The names raced on, one per way of removing.
+const RACED: [&str; 3] = ["/race-drop", "/race-remove", "/race-gc"];
+
+/// In a private mount namespace: mounts a tmpfs at /dev/shm, starts the racer, removes objects
+/// by drop, `remove()` and gc for [`RACE`], and reports the racer's counts and its own.
+fn race() {
+    let tmpfs = c"tmpfs";
+    // SAFETY: mounts a new tmpfs over /dev/shm in this process's own mount namespace.
+    let mounted = unsafe {
+        libc::mount(tmpfs.as_ptr(), c"/dev/shm".as_ptr(), tmpfs.as_ptr(), 0, c"size=64m,mode=1777".as_ptr().cast())
+    };
+    assert_eq!(mounted, 0, "mount: {}", std::io::Error::last_os_error());
+    let mut racer = spawn_held("racer", &RACED);
+    assert_eq!(racer.next_report(), "racing");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let removals: Vec<u64> = std::thread::scope(|scope| {
+        let workers: Vec<_> =
+            RACED.iter().map(|name| scope.spawn(|| remove_while_raced(name, &stop))).collect();
+        std::thread::sleep(RACE);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        workers.into_iter().map(|worker| worker.join().expect("a worker")).collect()
+    });
+    let run = racer.release();
+    assert!(run.status.success(), "{run:?}");
+    for (name, removed) in RACED.iter().zip(removals) {
+        let counts = run.reports.iter().find(|line| line.starts_with(name)).expect("the racer's counts");
+        report(format!("{counts} removals={removed}"));
+    }
+}
+
+/// Makes and removes objects named `name` until `stop`, the way its name says; returns how many
+/// it removed.
+fn remove_while_raced(name: &str, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    let mut removed = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let made = match name {
+            "/race-drop" => SharedMemory::create(name, 64).map(drop),
+            "/race-remove" => SharedMemory::options().volatile(false).create(name, 64).and_then(|shm| shm.remove()),
+            _ => abandoned_volatile(name).map(|()| {
+                gc::collect(gc::Mode::Remove).expect("gc");
+            }),
+        };
+        match made {
+            Ok(()) => removed += 1,
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(error) => panic!("{name}: {error}"),
+        }
+    }
+    removed
+}
+
+/// Makes `name` as ipcmem's abandoned volatile objects are: the sticky bit, no holder.
+fn abandoned_volatile(name: &str) -> ipcmem::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o1600).open(format!("/dev/shm{name}")) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(Error::AlreadyExists { object: name.to_owned() })
+        }
+        Err(error) => panic!("{name}: {error}"),
+    }
+}
+
+/// Exchanges the names `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`), or moves `a` to
+/// `b` if `b` is free and `exchange` is false (`RENAME_NOREPLACE`).
+fn rename2(a: &str, b: &str, exchange: bool) -> std::io::Result<()> {
+    let (a, b) = (std::ffi::CString::new(a).expect("a path"), std::ffi::CString::new(b).expect("a path"));
+    let flags = if exchange { libc::RENAME_EXCHANGE } else { libc::RENAME_NOREPLACE };
+    // SAFETY: two NUL-terminated paths; renameat2 only reads them.
+    let done = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags) };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The racer: one thread a name, each putting objects of its own onto the name again and again
+/// (replacing what is there), then taking them back, leaving the name free for a moment. Each
+/// object also keeps a private anchor name, so that its link count tells whether someone
+/// unlinked it under the name. Reports, per name, `NAME replacements=R lost=L displaced=D` once
+/// released: lost objects were deleted by someone else, displaced ones put aside (not deleted).
+fn racer(names: &[&str]) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(slot, name)| {
+                let stop = &stop;
+                scope.spawn(move || replace_again_and_again(slot, name, stop))
+            })
+            .collect();
+        report("racing");
+        common::wait_for_release();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for (name, thread) in names.iter().zip(threads) {
+            let (replacements, lost, displaced) = thread.join().expect("a racer thread");
+            report(format!("{name} replacements={replacements} lost={lost} displaced={displaced}"));
+        }
+    });
+}
+
+/// Spins for 0 to ~30 µs, as `seed` says, and moves it on.
+fn pause(seed: &mut u64) {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let until = Instant::now() + Duration::from_nanos(*seed % 30_000);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+fn replace_again_and_again(slot: usize, name: &str, stop: &std::sync::atomic::AtomicBool) -> (u64, u64, u64) {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let target = format!("/dev/shm{name}");
+    let staging = format!("/dev/shm/.racer-stage-{slot}");
+    let back = format!("/dev/shm/.racer-back-{slot}");
+    let (mut replacements, mut lost, mut displaced) = (0, 0, 0);
+    let mut seed = 0x9e37_79b9_u64 + slot as u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let anchor = format!("/dev/shm/.racer-{slot}-{replacements}");
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&anchor).expect("anchor");
+        let inode = file.metadata().expect("fstat").ino();
+        std::fs::hard_link(&anchor, &staging).expect("stage");
+        // Onto the name, replacing what is there (the exchanged object is then deleted, as a
+        // plain rename would have done).
+        loop {
+            match rename2(&staging, &target, true) {
+                Ok(()) => {
+                    // (gc may have collected it first: an abandoned volatile object is garbage.)
+                    let _ = std::fs::remove_file(&staging);
+                    break;
+                }
+                Err(error) if error.raw_os_error() == Some(libc::ENOENT) => match rename2(&staging, &target, false) {
+                    Ok(()) => break,
+                    Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(error) => panic!("rename onto {name}: {error}"),
+                },
+                Err(error) => panic!("exchange with {name}: {error}"),
+            }
+        }
+        replacements += 1;
+        pause(&mut seed);
+        // Back from the name: ours, or (if not) where is ours?
+        let mut ours_back = false;
+        match rename2(&target, &back, false) {
+            Ok(()) if std::fs::symlink_metadata(&back).is_ok_and(|meta| meta.ino() == inode) => {
+                std::fs::remove_file(&back).expect("retire");
+                ours_back = true;
+            }
+            Ok(()) => {
+                // Someone else's: put it back, or delete it as a replacement would have.
+                if rename2(&back, &target, false).is_err() {
+                    let _ = std::fs::remove_file(&back);
+                }
+            }
+            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(error) => panic!("take back from {name}: {error}"),
+        }
+        if !ours_back {
+            if file.metadata().expect("fstat").nlink() < 2 {
+                lost += 1;
+            } else {
+                displaced += 1;
+            }
+        }
+        std::fs::remove_file(&anchor).expect("drop the anchor");
+        // The name stays free for a moment, for the remover to make its object.
+        pause(&mut seed);
+    }
+    (replacements, lost, displaced)
+}
+
+#[test]
+fn removal_deletes_only_its_own_object_under_a_rename_race() {
+    let run = race_in_private_dev_shm();
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(run.reports.len(), RACED.len(), "{run:?}");
+    for line in &run.reports {
+        eprintln!("{line}");
+        let count = |field: &str| -> u64 {
+            let value = line.split_whitespace().find_map(|word| word.strip_prefix(field)).expect("a count");
+            value.parse().expect("a number")
+        };
+        assert_eq!(count("lost="), 0, "foreign objects deleted: {line}");
+        assert!(count("replacements=") > 1000 && count("removals=") > 100, "too few attempts: {line}");
+    }
 }
