@@ -244,7 +244,9 @@ impl Object {
         let mode = Mode::from_raw_mode(spec.perms | 0o600 | if spec.volatile { VOLATILE_MARK } else { 0 });
         let dir = directory(name, spec.huge_pages)?;
         let path = format!("{dir}{name}");
-        if spec.direct && !spec.volatile && !spec.huge_pages {
+        // Not with `reserve`: allocating every page takes long (seconds for gigabytes), and the
+        // name must not stand at size 0 meanwhile.
+        if spec.direct && !spec.volatile && !spec.huge_pages && !spec.reserve {
             return Object::create_direct(spec, path, dir.len(), size, mode);
         }
         let fd = fs::openat(CWD, &*dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, mode).map_err(|errno| {

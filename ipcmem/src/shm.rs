@@ -291,9 +291,10 @@ impl ShmOptions {
     /// segment reachable only by its id.
     ///
     /// A volatile POSIX object appears under its name only once it is complete (sized, marked,
-    /// locked). A persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make
-    /// it, which saves a directory operation: for a few microseconds it has size 0, and openers
-    /// wait for its size. To fill an object before anyone can see it, use
+    /// locked), as does one made with [`reserve`](Self::reserve), whose allocation takes long. A
+    /// plain persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make it,
+    /// which saves a directory operation: for a few microseconds it has size 0, and openers wait
+    /// for its size (see [`crate::posix`] for what happens if its creator dies then). To fill an object before anyone can see it, use
     /// [`create_with`](Self::create_with).
     pub fn create(&self, id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
         self.create_filled(&id.into(), len, Fill::None, |_| ())
@@ -394,6 +395,14 @@ impl ShmOptions {
                     .into(),
             });
         }
+        if self.reserve && matches!(id, Id::Name(_)) {
+            // Allocating a reserved object takes long: open one that exists rather than
+            // allocate another only to find the name taken.
+            match self.open_at_least(id, len) {
+                Err(Error::NotFound { .. }) => {}
+                opened => return opened.map(|shm| (shm, Outcome::Opened)),
+            }
+        }
         let mut init = Some(init);
         let mut nameless = None;
         for _ in 0..OPEN_OR_CREATE_TRIES {
@@ -403,14 +412,7 @@ impl ShmOptions {
                 Err(Error::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error),
             }
-            match self.open(id) {
-                Ok(shm) if shm.len() < len => {
-                    return Err(Error::InvalidSize {
-                        object: id.to_string(),
-                        size: len as u64,
-                        reason: "the existing object is smaller than the size asked for",
-                    })
-                }
+            match self.open_at_least(id, len) {
                 Ok(shm) => return Ok((shm, Outcome::Opened)),
                 // Removed between our create and our open: try again.
                 Err(Error::NotFound { .. }) => {}
@@ -421,6 +423,19 @@ impl ShmOptions {
             object: id.to_string(),
             reason: format!("created and removed by others {OPEN_OR_CREATE_TRIES} times while opening: giving up"),
         })
+    }
+
+    /// Opens the existing object `id`, which must have at least `len` bytes.
+    fn open_at_least(&self, id: &Id, len: usize) -> Result<SharedMemory> {
+        let shm = self.open(id.clone())?;
+        if shm.len() < len {
+            return Err(Error::InvalidSize {
+                object: id.to_string(),
+                size: len as u64,
+                reason: "the existing object is smaller than the size asked for",
+            });
+        }
+        Ok(shm)
     }
 
     fn check_perms(&self, id: &dyn fmt::Display) -> Result<u32> {

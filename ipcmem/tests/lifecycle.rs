@@ -23,6 +23,7 @@ fn child_entry() {
         "nobody-attack" => nobody_attack(args[0], args[1]),
         "race" => race(),
         "racer" => racer(&args),
+        "reserve-race" => reserve_race(args[0]),
         "create-hold" => {
             let _shm = SharedMemory::create(args[0], 4096).expect("create");
             report("held");
@@ -442,4 +443,38 @@ fn removal_deletes_only_its_own_object_under_a_rename_race() {
         assert_eq!(count("lost="), 0, "foreign objects deleted: {line}");
         assert!(count("replacements=") > 1000 && count("removals=") > 100, "too few attempts: {line}");
     }
+}
+
+// ---- 4. reserve(true) ----
+
+/// The size of the reserved object of the race.
+const RESERVED: usize = 1 << 30;
+
+/// Waits for "go", then opens or makes the reserved object `name`; reports the outcome and the
+/// size seen, or the error.
+fn reserve_race(name: &str) {
+    common::read_line();
+    let options = SharedMemory::options().volatile(false).reserve(true);
+    match options.open_or_create(name, RESERVED) {
+        Ok((shm, outcome)) => report(format!("{outcome:?} {}", shm.len())),
+        Err(error) => report(format!("error: {error}")),
+    }
+}
+
+#[test]
+fn eight_processes_open_or_create_a_reserved_gigabyte_and_none_sees_it_empty() {
+    let mut guard = Guard::new();
+    let name = guard.track(common::unique_name("reserve")).to_string();
+    let mut racers: Vec<_> = (0..8).map(|_| spawn_held("reserve-race", &[&name])).collect();
+    for racer in &mut racers {
+        racer.send("go");
+    }
+    let outcomes: Vec<String> = racers.iter_mut().map(common::Held::next_report).collect();
+    let created = outcomes.iter().filter(|outcome| *outcome == &format!("Created {RESERVED}")).count();
+    let opened = outcomes.iter().filter(|outcome| *outcome == &format!("Opened {RESERVED}")).count();
+    assert_eq!((created, opened), (1, 7), "{outcomes:?}");
+    for racer in racers {
+        assert!(racer.release().status.success());
+    }
+    assert_eq!(std::fs::metadata(format!("/dev/shm{name}")).expect("the object").len(), RESERVED as u64);
 }
