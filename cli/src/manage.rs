@@ -63,14 +63,19 @@ Example:
 
 /// The example of `gc --help`.
 pub const GC_HELP: &str = "\
-Only volatile POSIX objects of the calling user that no process holds (their holders were
-killed); never a persistent object, one in use, or another user's. Volatile System V segments
-need no collection: the kernel frees them at their last detach. Named semaphores are never
-collected, volatile or not: `ipcmem rm sem:/NAME` removes one.
+Only what crashed processes of the calling user left behind, and nobody uses: volatile POSIX
+objects whose holders were all killed, persistent POSIX objects whose creator was killed
+before sizing them (size 0, set-user-ID: unfinished), and volatile System V segments whose
+creator was killed before marking them for removal (mode 0602, unattached, creator gone).
+Never a persistent object, one in use, or another user's. \"In use\" means an ipcmem handle
+holds it, or any process has it open or mapped (Python's shared_memory included), checked in
+/proc/locks, /proc/*/fd and /proc/*/maps; where not every process can be seen (a child PID
+namespace), gc leaves what it cannot judge. Named semaphores are never collected:
+`ipcmem rm sem:/NAME` removes one.
 
 Example:
   $ ipcmem gc --dry-run
-  would remove /scratch: volatile, and no process holds it
+  would remove /scratch: volatile; no process uses it (checked the flocks of /proc/locks, and the descriptors and mappings of 97 processes (/proc/*/fd, /proc/*/maps))
   $ ipcmem gc --json";
 
 /// `ipcmem create OBJ SIZE [--mode MODE] [--volatile --hold]`.
@@ -243,7 +248,9 @@ pub fn gc(dry_run: bool, json: bool) -> Outcome {
 }
 
 fn collected_json(entry: &Collected) -> CollectedJson<'_> {
-    CollectedJson { kind: "posix", name: &entry.name, id: None, reason: entry.reason, removed: entry.removed }
+    let kind = if entry.kind == inventory::Kind::SysV { "sysv" } else { "posix" };
+    let id = entry.id.map(ipcmem::ShmId::as_raw);
+    CollectedJson { kind, name: &entry.name, id, reason: &entry.reason, removed: entry.removed }
 }
 
 fn collected_line(entry: &Collected, dry_run: bool) -> String {

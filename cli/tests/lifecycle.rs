@@ -11,6 +11,13 @@ use common::{ipcmem, json_of, posix_exists, stdout_of, unique_name, Guard, Holde
 use ipcmem::array::{ElementType, Header};
 use serde_json::Value;
 
+/// Serialises the tests of this file, which run gc or leave objects abandoned on purpose: gc of
+/// one would collect the abandoned objects of another.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static GC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GC.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The entry of `gc --json` output for `name`, if any.
 fn gc_entry(json: &Value, name: &str) -> Option<Value> {
     json.as_array().expect("gc --json prints an array").iter().find(|entry| entry["name"] == name).cloned()
@@ -32,6 +39,7 @@ fn abandoned_array(guard: &mut Guard, tag: &str) -> String {
 
 #[test]
 fn looking_leaves_an_abandoned_volatile_object_for_gc() {
+    let _serial = serial();
     let mut guard = Guard::new();
     let name = abandoned_array(&mut guard, "look");
     let looks: [&[&str]; 6] = [
@@ -64,6 +72,7 @@ fn looking_leaves_an_abandoned_volatile_object_for_gc() {
 
 #[test]
 fn a_consumer_that_holds_removes_the_object_it_was_last_to_hold() {
+    let _serial = serial();
     let mut guard = Guard::new();
     let name = abandoned_array(&mut guard, "holder");
     // Opening to use (the default, read-only or not) holds: the last holder removes.
@@ -103,6 +112,7 @@ impl Drop for ForeignLock {
 
 #[test]
 fn hold_gives_up_in_bounded_time_under_a_foreign_exclusive_lock() {
+    let _serial = serial();
     let mut guard = Guard::new();
     let name = unique_name("flock");
     guard.track(name.as_str());
@@ -159,6 +169,7 @@ fn in_child_pid_namespace(args: &[&str]) -> String {
 
 #[test]
 fn a_child_pid_namespace_says_unknown_where_it_cannot_see_the_holders() {
+    let _serial = serial();
     let mut guard = Guard::new();
     let name = unique_name("pidns");
     guard.track(name.as_str());

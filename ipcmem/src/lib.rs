@@ -47,6 +47,7 @@ pub mod array;
 pub mod error;
 pub mod event;
 pub mod gc;
+mod holders;
 mod huge;
 pub mod inventory;
 pub mod key;

@@ -254,7 +254,7 @@ impl Object {
                 if spec.huge_pages { "open(O_TMPFILE) in the hugetlbfs mount" } else { "open(O_TMPFILE) in /dev/shm" };
             Error::from_errno(&name, operation, errno)
         })?;
-        let (identity, mapping) = prepare(spec, &fd, size, mode)?;
+        let (identity, mapping) = prepare(spec, &fd, size, mode, false)?;
         Ok(Object {
             path,
             dir_len: dir.len(),
@@ -274,9 +274,12 @@ impl Object {
     fn create_direct(spec: &CreateSpec<'_>, path: String, dir_len: usize, size: u64, mode: Mode) -> Result<Object> {
         let name = spec.name;
         let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd =
-            fs::openat(CWD, path.as_str(), flags, mode).map_err(|errno| Error::from_errno(&name, "open", errno))?;
-        match prepare(spec, &fd, size, mode) {
+        // Named before it is sized: the set-user-ID bit marks it unfinished until `ftruncate`
+        // clears it (see the module's docs); no execute bit meanwhile.
+        let unfinished = Mode::from_raw_mode((mode.as_raw_mode() & !0o111) | UNFINISHED_MARK);
+        let fd = fs::openat(CWD, path.as_str(), flags, unfinished)
+            .map_err(|errno| Error::from_errno(&name, "open", errno))?;
+        match prepare(spec, &fd, size, mode, true) {
             Ok((identity, mapping)) => {
                 Ok(Object { path, dir_len, mapping, identity, fd: None, volatile: false, pid: std::process::id() })
             }
@@ -392,6 +395,44 @@ impl Drop for Object {
     }
 }
 
+/// The mode bit that marks a persistent object as unfinished until it is sized: set-user-ID.
+pub(crate) const UNFINISHED_MARK: u32 = 0o4000;
+
+/// How old an unfinished object must be before [`crate::gc`] takes it for garbage: its name
+/// appears a moment before its creator's descriptor does (in `/proc/PID/fd`).
+pub(crate) const UNFINISHED_GRACE: Duration = Duration::from_secs(1);
+
+/// Whether the kernel clears the set-user-ID bit in `ftruncate` for this process: 0 not known
+/// yet, 1 it does, 2 it does not (the process has `CAP_FSETID`, as root has).
+static TRUNCATE_CLEARS_SUID: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The mode of an object made with `created` (the set-user-ID bit, [`UNFINISHED_MARK`]), now
+/// that `ftruncate` has sized it. The kernel clears the bit in that call unless the process has
+/// `CAP_FSETID`; the first creation of the process looks (one `fstat`), the others know.
+fn mode_once_sized(fd: &OwnedFd, created: u32) -> u32 {
+    let cleared = created & !UNFINISHED_MARK;
+    match TRUNCATE_CLEARS_SUID.load(Ordering::Relaxed) {
+        1 => cleared,
+        2 => created,
+        _ => {
+            let now = fs::fstat(fd).map_or(created, |stat| stat.st_mode & 0o7777);
+            TRUNCATE_CLEARS_SUID.store(if now == cleared { 1 } else { 2 }, Ordering::Relaxed);
+            now
+        }
+    }
+}
+
+/// Whether an object with this `stat` is an unfinished creation whose creator died: size 0,
+/// the set-user-ID bit that only its owner could set and that sizing clears, and older than
+/// [`UNFINISHED_GRACE`]. (Whether some process still uses it is [`crate::gc`]'s question.)
+pub(crate) fn is_unfinished(stat: &fs::Stat) -> bool {
+    let regular = fs::FileType::from_raw_mode(stat.st_mode) == fs::FileType::RegularFile;
+    let changed = std::time::UNIX_EPOCH
+        + Duration::new(u64::try_from(stat.st_ctime).unwrap_or(0), u32::try_from(stat.st_ctime_nsec).unwrap_or(0));
+    let old_enough = std::time::SystemTime::now().duration_since(changed).is_ok_and(|age| age >= UNFINISHED_GRACE);
+    regular && stat.st_size == 0 && stat.st_mode & UNFINISHED_MARK != 0 && old_enough
+}
+
 /// Counts the private names of [`unlink_if_ours`] in this process.
 static PRIVATE_NAMES: AtomicU64 = AtomicU64::new(0);
 
@@ -429,7 +470,13 @@ pub(crate) fn unlink_if_ours(path: &str, dir_len: usize, identity: Identity) -> 
 
 /// Readies a new object open at `fd`: its size (space checked or reserved), its exact mode, its
 /// volatile mark and lock, its mapping, prefaulted if asked. Gives its identity and mapping.
-fn prepare(spec: &CreateSpec<'_>, fd: &OwnedFd, size: u64, mode: Mode) -> Result<(Identity, Mapping)> {
+fn prepare(
+    spec: &CreateSpec<'_>,
+    fd: &OwnedFd,
+    size: u64,
+    mode: Mode,
+    unfinished: bool,
+) -> Result<(Identity, Mapping)> {
     let name = spec.name;
     // One fstat gives the identity and the mode the umask left.
     let stat = fs::fstat(fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
@@ -439,7 +486,11 @@ fn prepare(spec: &CreateSpec<'_>, fd: &OwnedFd, size: u64, mode: Mode) -> Result
         give_space(name, fd, size, spec.reserve)?;
         spec.len
     };
-    if stat.st_mode & 0o7777 != mode.as_raw_mode() {
+    let mut current = stat.st_mode & 0o7777;
+    if unfinished {
+        current = mode_once_sized(fd, current);
+    }
+    if current != mode.as_raw_mode() {
         // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
         fs::fchmod(fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
     }

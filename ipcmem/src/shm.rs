@@ -528,7 +528,11 @@ impl ShmOptions {
             });
         }
         let huge = if self.huge_pages { SHM_HUGETLB } else { ShmFlags::default() };
-        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(perms) | huge)?;
+        let volatile = self.persistence == Persistence::Volatile;
+        // A volatile segment carries the mode of a creation under way until it is marked for
+        // removal, so that gc can tell it if this process dies before (see `sysv`).
+        let creating = if volatile { sysv::CREATING_MODE } else { perms };
+        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(creating) | huge)?;
         let shm = match sysv::attach(id, len, false) {
             Ok(attachment) => SharedMemory { backing: Backing::SysV(attachment), readonly: false },
             Err(error) => {
@@ -540,9 +544,13 @@ impl ShmOptions {
             let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
             return Err(error);
         }
-        if self.persistence == Persistence::Volatile {
+        if volatile {
             // From now on the kernel destroys the segment at the last detach, even after a crash.
             sysv::shmctl(id, sysv::ShmCommand::Remove)?;
+            if perms != sysv::CREATING_MODE {
+                let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+                sysv::shmctl(id, sysv::ShmCommand::Set { uid, gid, perms })?;
+            }
         }
         init(&shm);
         Ok(shm)

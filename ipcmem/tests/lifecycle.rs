@@ -24,6 +24,8 @@ fn child_entry() {
         "race" => race(),
         "racer" => racer(&args),
         "reserve-race" => reserve_race(args[0]),
+        "kill-creators" => kill_creators(args[0], args[1]),
+        "raw-segment" => raw_segment(args[0]),
         "create-hold" => {
             let _shm = SharedMemory::create(args[0], 4096).expect("create");
             report("held");
@@ -32,6 +34,14 @@ fn child_entry() {
         other => panic!("unknown scenario {other}"),
     }
     common::exit(0);
+}
+
+/// Serialises the tests of this file that run gc or leave objects abandoned on purpose: gc of
+/// one would collect the abandoned objects of another. (Suites of other programs that run gc
+/// at the same time can still do so: rerun such a test alone before chasing a failure.)
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static GC: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GC.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether some process holds a `flock` on `/dev/shm{name}`, by `/proc/locks`.
@@ -130,6 +140,7 @@ fn lock_exclusive(name: &str) -> std::fs::File {
 
 #[test]
 fn open_under_a_foreign_exclusive_lock_fails_in_bounded_time_and_retries_signals() {
+    let _serial = serial();
     let mut guard = Guard::new();
     let name = guard.track(common::unique_name("flock")).to_string();
     abandon(&name);
@@ -191,6 +202,7 @@ fn nobody_attack(a: &str, b: &str) {
 
 #[test]
 fn a_writer_who_may_not_remove_cannot_get_an_object_deleted() {
+    let _serial = serial();
     let mut guard = Guard::new();
     let a = guard.track(common::unique_name("writer-a")).to_string();
     let b = guard.track(common::unique_name("writer-b")).to_string();
@@ -278,9 +290,15 @@ fn race() {
     });
     let run = racer.release();
     assert!(run.status.success(), "{run:?}");
+    // Objects put aside for good: the name was taken again while one was out.
+    let aside = std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".ipcmem-rm."))
+        .count();
     for (name, removed) in RACED.iter().zip(removals) {
         let counts = run.reports.iter().find(|line| line.starts_with(name)).expect("the racer's counts");
-        report(format!("{counts} removals={removed}"));
+        report(format!("{counts} removals={removed} put-aside-in-all={aside}"));
     }
 }
 
@@ -431,6 +449,7 @@ fn replace_again_and_again(slot: usize, name: &str, stop: &std::sync::atomic::At
 
 #[test]
 fn removal_deletes_only_its_own_object_under_a_rename_race() {
+    let _serial = serial();
     let run = race_in_private_dev_shm();
     assert!(run.status.success(), "{run:?}");
     assert_eq!(run.reports.len(), RACED.len(), "{run:?}");
@@ -441,7 +460,10 @@ fn removal_deletes_only_its_own_object_under_a_rename_race() {
             value.parse().expect("a number")
         };
         assert_eq!(count("lost="), 0, "foreign objects deleted: {line}");
-        assert!(count("replacements=") > 1000 && count("removals=") > 100, "too few attempts: {line}");
+        // gc is the slow one (it reads every process's descriptors and mappings each time):
+        // thousands of removals alone, tens on a machine busy with other suites.
+        let least = if line.starts_with("/race-gc") { 20 } else { 1000 };
+        assert!(count("replacements=") > 1000 && count("removals=") > least, "too few attempts: {line}");
     }
 }
 
@@ -463,6 +485,7 @@ fn reserve_race(name: &str) {
 
 #[test]
 fn eight_processes_open_or_create_a_reserved_gigabyte_and_none_sees_it_empty() {
+    let _serial = serial();
     let mut guard = Guard::new();
     let name = guard.track(common::unique_name("reserve")).to_string();
     let mut racers: Vec<_> = (0..8).map(|_| spawn_held("reserve-race", &[&name])).collect();
@@ -477,4 +500,297 @@ fn eight_processes_open_or_create_a_reserved_gigabyte_and_none_sees_it_empty() {
         assert!(racer.release().status.success());
     }
     assert_eq!(std::fs::metadata(format!("/dev/shm{name}")).expect("the object").len(), RESERVED as u64);
+}
+
+// ---- 6. other programs' descriptors and mappings ----
+
+/// A Python process that uses `/dev/shm{name}` as `how` says, until its stdin closes.
+struct Python(std::process::Child);
+
+impl Python {
+    fn start(name: &str, how: &str) -> Python {
+        let file = &name[1..];
+        let script = match how {
+            // multiprocessing.shared_memory: an open descriptor and a mapping; the resource
+            // tracker, which would unlink the object at exit, is told to forget it.
+            "shared_memory" => format!(
+                "from multiprocessing import shared_memory, resource_tracker\n\
+                 s = shared_memory.SharedMemory(name={file:?})\n\
+                 resource_tracker.unregister(s._name, 'shared_memory')"
+            ),
+            // A mapping made through /proc/PID/fd/N, every descriptor closed: only the mapping.
+            "proc_fd_mmap" => format!(
+                "import mmap, os\n\
+                 fd = os.open('/dev/shm/{file}', os.O_RDWR)\n\
+                 via = os.open('/proc/%d/fd/%d' % (os.getpid(), fd), os.O_RDWR)\n\
+                 m = mmap.mmap(via, 0)\n\
+                 os.close(via); os.close(fd)"
+            ),
+            // A plain open, no mapping.
+            _ => format!("f = open('/dev/shm/{file}', 'rb')"),
+        };
+        let script = format!("{script}\nimport sys\nprint('ready', flush=True)\nsys.stdin.read()\n");
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run python3");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("python's stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("python's line");
+        assert_eq!(line.trim(), "ready", "python3 ({how}) did not start");
+        Python(child)
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn gc_leaves_objects_that_other_programs_map_or_open() {
+    let _serial = serial();
+    let mut guard = Guard::new();
+    let ways = ["shared_memory", "proc_fd_mmap", "open"];
+    let names: Vec<String> = ways.iter().map(|way| guard.track(common::unique_name(way)).to_string()).collect();
+    for name in &names {
+        abandon(name);
+    }
+    let users: Vec<Python> = names.iter().zip(ways).map(|(name, way)| Python::start(name, way)).collect();
+    for mode in [gc::Mode::DryRun, gc::Mode::Remove] {
+        let found = gc::collect(mode).expect("gc");
+        for name in &names {
+            assert!(found.iter().all(|entry| &entry.name != name), "{mode:?} would remove {name}, in use: {found:?}");
+            assert!(common::posix_exists(name));
+            let info = ipcmem::inventory::info(&name.as_str().into()).expect("info");
+            assert_eq!(info.in_use, Some(true), "{name}");
+        }
+    }
+    drop(users);
+    let found = gc::collect(gc::Mode::Remove).expect("gc");
+    for name in &names {
+        let entry = found.iter().find(|entry| &entry.name == name).unwrap_or_else(|| panic!("{name} not collected: {found:?}"));
+        assert!(entry.removed);
+        assert!(entry.reason.contains("/proc/*/fd") && entry.reason.contains("/proc/*/maps"), "{}", entry.reason);
+        assert!(!common::posix_exists(name));
+    }
+}
+
+// ---- 3 and 2. creators killed half way ----
+
+/// How many creators are killed.
+const KILLS: usize = 1000;
+
+/// Forks `KILLS` creators in turn, each making objects (`kind`: persistent POSIX objects named
+/// `prefix-PID-N`, or volatile private System V segments) in a loop, and kills each with
+/// `SIGKILL` 0 to 200 µs after the fork. Reports the creators' pids, and a file that lists the
+/// POSIX objects they completed (which each wrote to a pipe).
+fn kill_creators(kind: &str, prefix: &str) {
+    let mut pipe = [0; 2];
+    // SAFETY: `pipe` is a valid array of two ints.
+    assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }, 0);
+    let mut pids = Vec::new();
+    let mut completed = Vec::new();
+    let mut seed = 0x2545_f491_u64 ^ u64::from(std::process::id());
+    for _ in 0..KILLS {
+        // SAFETY: the child only makes objects with ipcmem (glibc's malloc is fork-safe) and
+        // writes to the pipe until it is killed.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            create_forever(kind, prefix, pipe[1]);
+        }
+        assert!(pid > 0, "fork failed");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let until = Instant::now() + Duration::from_nanos(seed % 200_000);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        // SAFETY: kills and reaps our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        pids.push(pid.to_string());
+        read_pipe(pipe[0], &mut completed);
+    }
+    report(pids.join(" "));
+    // Too many for a report through the pipe that the parent reads only at the end.
+    let file = format!("/tmp/ipcmem-test-{}-completed", std::process::id());
+    std::fs::write(&file, &completed).expect("write the completed names");
+    report(file);
+}
+
+/// Appends what the pipe `fd` holds now to `all`.
+fn read_pipe(fd: libc::c_int, all: &mut Vec<u8>) {
+    let mut buffer = [0_u8; 65536];
+    loop {
+        // SAFETY: reads into our own buffer from our own pipe.
+        let count = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+        let Ok(count) = usize::try_from(count) else { break };
+        if count == 0 {
+            break;
+        }
+        all.extend_from_slice(&buffer[..count]);
+    }
+}
+
+/// In a forked creator: makes objects until killed (at most 20 POSIX objects, then only
+/// segments of a moment).
+fn create_forever(kind: &str, prefix: &str, pipe: libc::c_int) -> ! {
+    let pid = std::process::id();
+    for n in 0.. {
+        if kind == "posix" && n >= 20 {
+            std::hint::spin_loop();
+        } else if kind == "posix" {
+            let name = format!("{prefix}{pid}-{n}");
+            if SharedMemory::options().volatile(false).create(name.as_str(), 4096).is_ok() {
+                let line = format!("{name}\n");
+                // SAFETY: writes our own bytes to the pipe.
+                unsafe { libc::write(pipe, line.as_ptr().cast(), line.len()) };
+            }
+        } else {
+            drop(SharedMemory::create(ipcmem::Key::PRIVATE, 4096));
+        }
+    }
+    // SAFETY: never reached; ends the forked child without the parent's exit handlers.
+    unsafe { libc::_exit(0) }
+}
+
+/// The segments whose creator is one of `pids`.
+fn segments_of(pids: &[&str]) -> Vec<i32> {
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").expect("the segments");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            pids.contains(fields.get(4)?).then(|| fields.get(1)?.parse().ok())?
+        })
+        .collect()
+}
+
+#[test]
+fn creators_of_persistent_objects_killed_half_way_leave_nothing_that_blocks_a_name() {
+    let _serial = serial();
+    let prefix = format!("/ipcmem-test-{}-killed-", std::process::id());
+    let run = run_child("kill-creators", &["posix", &prefix]);
+    let cleanup = Sweep(prefix.clone());
+    assert!(run.status.success() && run.reports.len() == 2, "{:?}: {}", run.status, run.stderr);
+    let completed = std::fs::read_to_string(&run.reports[1]).expect("the completed names");
+    let _ = std::fs::remove_file(&run.reports[1]);
+    let completed: Vec<&str> = completed.split_whitespace().collect();
+    let objects = || -> Vec<(String, u64)> {
+        std::fs::read_dir("/dev/shm")
+            .expect("/dev/shm")
+            .flatten()
+            .filter_map(|entry| {
+                let name = format!("/{}", entry.file_name().to_str()?);
+                Some((name, entry.metadata().ok()?.len())).filter(|(name, _)| name.starts_with(&prefix))
+            })
+            .collect()
+    };
+    let unfinished = objects().iter().filter(|(_, size)| *size == 0).count();
+    eprintln!("{KILLS} creators killed: {} objects completed, {unfinished} left unfinished", completed.len());
+    std::thread::sleep(Duration::from_millis(1100));
+    let found = gc::collect(gc::Mode::Remove).expect("gc");
+    let collected = found.iter().filter(|entry| entry.name.starts_with(&prefix) && entry.removed).count();
+    eprintln!("gc removed {collected} unfinished objects");
+    let left = objects();
+    assert!(left.iter().all(|(_, size)| *size == 4096), "gc left unfinished objects: {left:?}");
+    for name in completed {
+        assert!(common::posix_exists(name), "{name} was complete, and removed");
+    }
+    // Every name can be made again.
+    drop(cleanup);
+}
+
+/// Sweeps a prefix when dropped, also when the test fails.
+struct Sweep(String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        gc::sweep(&self.0);
+    }
+}
+
+#[test]
+fn creators_of_volatile_segments_killed_half_way_leave_nothing_after_gc() {
+    let _serial = serial();
+    let run = run_child("kill-creators", &["sysv", ""]);
+    assert!(run.status.success() && run.reports.len() == 2, "{:?}: {}", run.status, run.stderr);
+    let pids: Vec<&str> = run.reports[0].split_whitespace().collect();
+    let leaked = segments_of(&pids);
+    eprintln!("{KILLS} creators killed: {} segments left before gc", leaked.len());
+    let guard = SegmentGuard(leaked.clone());
+    for id in &leaked {
+        let info = ipcmem::sysv::shminfo(ipcmem::ShmId::from_raw(*id)).expect("a leaked segment");
+        assert_eq!((info.mode & 0o1777, info.nattch), (ipcmem::sysv::CREATING_MODE, 0), "{info:?}");
+    }
+    let found = gc::collect(gc::Mode::Remove).expect("gc");
+    assert!(segments_of(&pids).is_empty(), "gc left segments: {found:?}");
+    drop(guard);
+}
+
+/// Removes segments when dropped, also when the test fails.
+struct SegmentGuard(Vec<i32>);
+
+impl Drop for SegmentGuard {
+    fn drop(&mut self) {
+        for id in &self.0 {
+            let _ = ipcmem::shmrm(ipcmem::ShmId::from_raw(*id));
+        }
+    }
+}
+
+/// Makes a segment as another program would (`mode` octal, no ipcmem), reports its id, exits.
+fn raw_segment(mode: &str) {
+    let mode = i32::from_str_radix(mode, 8).expect("an octal mode");
+    // SAFETY: shmget takes plain integers.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, libc::IPC_CREAT | mode) };
+    assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+    report(id);
+}
+
+#[test]
+fn gc_leaves_persistent_attached_and_foreign_segments() {
+    let _serial = serial();
+    let mut guard = Guard::new();
+    let segment = |mode: &str| -> ipcmem::ShmId {
+        let run = run_child("raw-segment", &[mode]);
+        assert!(run.status.success(), "{run:?}");
+        ipcmem::ShmId::from_raw(run.report().parse().expect("an id"))
+    };
+    // Another program's, its creator gone; the creating mode, attached; a persistent ipcmem
+    // segment of a dead creator; the creating mode with a live creator (this process).
+    let foreign = segment("600");
+    let attached = segment("602");
+    let persistent = segment("600");
+    for id in [foreign, attached, persistent] {
+        guard.track(id);
+    }
+    let attachment = ipcmem::sysv::shmat(attached, false).expect("attach");
+    let live = ipcmem::sysv::shmget(ipcmem::Key::PRIVATE, 4096, ipcmem::sysv::IPC_CREAT | ipcmem::sysv::ShmFlags::perms(0o602))
+        .expect("shmget");
+    guard.track(live);
+    let unfinished = segment("602");
+    guard.track(unfinished);
+
+    let dry = gc::collect(gc::Mode::DryRun).expect("gc");
+    let real = gc::collect(gc::Mode::Remove).expect("gc");
+    for kept in [foreign, attached, persistent, live] {
+        for found in [&dry, &real] {
+            assert!(found.iter().all(|entry| entry.id != Some(kept)), "gc took {kept}: {found:?}");
+        }
+        assert!(ipcmem::sysv::shminfo(kept).is_ok(), "{kept} was removed");
+    }
+    let entry = real.iter().find(|entry| entry.id == Some(unfinished)).expect("the unfinished segment");
+    assert!(entry.removed && dry.iter().any(|entry| entry.id == Some(unfinished)));
+    assert!(ipcmem::sysv::shminfo(unfinished).is_err());
+    drop(attachment);
 }
