@@ -364,9 +364,6 @@ impl Object {
     /// Removes the name if it still names this object (not one made later under that name, or
     /// renamed onto it): see [`unlink_if_ours`].
     pub(crate) fn remove(&self) -> Result<()> {
-        if !self.identity.is_named(&self.path) {
-            return Ok(());
-        }
         unlink_if_ours(&self.path, self.dir_len, self.identity)
             .map(drop)
             .map_err(|errno| Error::from_errno(&self.name(), "unlink", errno))
@@ -445,8 +442,16 @@ static PRIVATE_NAMES: AtomicU64 = AtomicU64::new(0);
 /// can replace it: the inode found there is what the name held at that instant. Ours, it is
 /// unlinked; another, it is renamed back (`RENAME_NOREPLACE` again, so as to replace nothing).
 /// Should the name have been taken once more in that instant, the object put aside stays under
-/// its private name, `.ipcmem-rm.PID.N`: not deleted, and visible in listings.
+/// its private name, `.ipcmem-rm.PID.N`: not deleted, and visible in listings (a volatile one
+/// is collected by gc once its holders are gone). A first look by name (`fstatat`) leaves an
+/// object that is plainly not ours untouched: only an object renamed onto the name between
+/// that look and the rename is ever moved.
 pub(crate) fn unlink_if_ours(path: &str, dir_len: usize, identity: Identity) -> rustix::io::Result<bool> {
+    // Most often the name holds another object because ours was removed and the name reused:
+    // that one is left where it is, not even renamed for a moment.
+    if !identity.is_named(path) {
+        return Ok(false);
+    }
     let dir = &path[..dir_len];
     let private = loop {
         let counter = PRIVATE_NAMES.fetch_add(1, Ordering::Relaxed);

@@ -461,8 +461,8 @@ fn removal_deletes_only_its_own_object_under_a_rename_race() {
         };
         assert_eq!(count("lost="), 0, "foreign objects deleted: {line}");
         // gc is the slow one (it reads every process's descriptors and mappings each time):
-        // thousands of removals alone, tens on a machine busy with other suites.
-        let least = if line.starts_with("/race-gc") { 20 } else { 1000 };
+        // thousands of removals on a quiet machine, a few on one busy with other suites.
+        let least = if line.starts_with("/race-gc") { 5 } else { 1000 };
         assert!(count("replacements=") > 1000 && count("removals=") > least, "too few attempts: {line}");
     }
 }
