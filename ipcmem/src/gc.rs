@@ -116,8 +116,12 @@ fn collect_posix(mode: Mode) -> Result<Vec<Collected>> {
         .filter(|candidate| holders.verdict(&candidate.stat) == Verdict::Unheld)
         .map(|candidate| {
             let removed = mode == Mode::Remove
-                && posix::unlink_if_ours(&posix::path_of(&candidate.name), SHM_DIR.len(), posix::Identity::of(&candidate.stat))
-                    .unwrap_or(false);
+                && posix::unlink_if_ours(
+                    &posix::path_of(&candidate.name),
+                    SHM_DIR.len(),
+                    posix::Identity::of(&candidate.stat),
+                )
+                .unwrap_or(false);
             let what = match candidate.garbage {
                 Garbage::Volatile => "volatile",
                 Garbage::Unfinished => "unfinished: size 0 and set-user-ID, its creator was killed before sizing it",

@@ -62,8 +62,13 @@ impl Holders {
     /// descriptors `ignored` (those the caller opened to look).
     pub(crate) fn scan(with_locks: bool, ignored: &[RawFd]) -> Holders {
         let locked = if with_locks { flocked_inodes() } else { None };
-        let mut holders =
-            Holders { locked, used: HashSet::new(), processes: 0, hidden_owners: HashSet::new(), every_process: every_process_visible() };
+        let mut holders = Holders {
+            locked,
+            used: HashSet::new(),
+            processes: 0,
+            hidden_owners: HashSet::new(),
+            every_process: every_process_visible(),
+        };
         let me = std::process::id();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             holders.every_process = false;
@@ -225,7 +230,10 @@ mod tests {
         let mapped = parse_maps_line("7f00-7f01 rw-s 00000000 00:1a 5678                   /dev/shm/frames");
         assert_eq!(mapped, Some(Inode::new(0, 0x1a, 5678)));
         assert_eq!(parse_maps_line("7f00-7f01 rw-p 00000000 00:00 0 "), None);
-        assert_eq!(parse_maps_line("7f00-7f01 r-xp 00000000 fd:01 1234   /usr/lib/libc.so.6"), Some(Inode::new(0xfd, 1, 1234)));
+        assert_eq!(
+            parse_maps_line("7f00-7f01 r-xp 00000000 fd:01 1234   /usr/lib/libc.so.6"),
+            Some(Inode::new(0xfd, 1, 1234))
+        );
         assert_eq!(parse_maps_line("garbage"), None);
     }
 

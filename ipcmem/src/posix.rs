@@ -464,7 +464,8 @@ pub(crate) fn unlink_if_ours(path: &str, dir_len: usize, identity: Identity) -> 
             Err(errno) => return Err(errno),
         }
     };
-    let ours = fs::statat(CWD, private.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == identity);
+    let ours =
+        fs::statat(CWD, private.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == identity);
     if ours {
         fs::unlinkat(CWD, private.as_str(), AtFlags::empty())?;
         return Ok(true);

@@ -17,8 +17,9 @@ use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL, SHM_HUGETLB};
 /// segment (by key or id).
 ///
 /// Dropping the handle unmaps (detaches) it; a *volatile* object is destroyed when its last
-/// handle, in any process, is gone. Objects are volatile unless [`ShmOptions::volatile`] says
-/// otherwise, as in the Julia package.
+/// holding handle, in any process, is gone (a handle opened to look does not hold: see
+/// [`Holding`]). Objects are volatile unless [`ShmOptions::volatile`] says otherwise, as in the
+/// Julia package.
 ///
 /// Memory that other processes may write at any time is never handed out as `&[u8]` by safe
 /// code: copy in and out with [`read_at`](Self::read_at) and [`write_at`](Self::write_at), use

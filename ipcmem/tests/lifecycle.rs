@@ -282,8 +282,7 @@ fn race() {
     assert_eq!(racer.next_report(), "racing");
     let stop = std::sync::atomic::AtomicBool::new(false);
     let removals: Vec<u64> = std::thread::scope(|scope| {
-        let workers: Vec<_> =
-            RACED.iter().map(|name| scope.spawn(|| remove_while_raced(name, &stop))).collect();
+        let workers: Vec<_> = RACED.iter().map(|name| scope.spawn(|| remove_while_raced(name, &stop))).collect();
         std::thread::sleep(RACE);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         workers.into_iter().map(|worker| worker.join().expect("a worker")).collect()
@@ -573,7 +572,8 @@ fn gc_leaves_objects_that_other_programs_map_or_open() {
     drop(users);
     let found = gc::collect(gc::Mode::Remove).expect("gc");
     for name in &names {
-        let entry = found.iter().find(|entry| &entry.name == name).unwrap_or_else(|| panic!("{name} not collected: {found:?}"));
+        let entry =
+            found.iter().find(|entry| &entry.name == name).unwrap_or_else(|| panic!("{name} not collected: {found:?}"));
         assert!(entry.removed);
         assert!(entry.reason.contains("/proc/*/fd") && entry.reason.contains("/proc/*/maps"), "{}", entry.reason);
         assert!(!common::posix_exists(name));
@@ -775,8 +775,12 @@ fn gc_leaves_persistent_attached_and_foreign_segments() {
         guard.track(id);
     }
     let attachment = ipcmem::sysv::shmat(attached, false).expect("attach");
-    let live = ipcmem::sysv::shmget(ipcmem::Key::PRIVATE, 4096, ipcmem::sysv::IPC_CREAT | ipcmem::sysv::ShmFlags::perms(0o602))
-        .expect("shmget");
+    let live = ipcmem::sysv::shmget(
+        ipcmem::Key::PRIVATE,
+        4096,
+        ipcmem::sysv::IPC_CREAT | ipcmem::sysv::ShmFlags::perms(0o602),
+    )
+    .expect("shmget");
     guard.track(live);
     let unfinished = segment("602");
     guard.track(unfinished);
