@@ -183,6 +183,7 @@ pub(crate) struct CreateSpec<'a> {
 }
 
 /// How an existing object is opened.
+#[allow(clippy::struct_excessive_bools)] // independent switches of `ShmOptions`
 pub(crate) struct OpenSpec<'a> {
     pub name: &'a str,
     pub readonly: bool,

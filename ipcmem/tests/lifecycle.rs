@@ -108,7 +108,7 @@ fn a_forked_child_dropping_its_handle_leaves_the_parents_hold() {
 
 extern "C" fn on_alarm(_: libc::c_int) {}
 
-/// Opens `name` while SIGALRM (with a handler, without SA_RESTART) interrupts every millisecond:
+/// Opens `name` while `SIGALRM` (with a handler, without `SA_RESTART`) interrupts every millisecond:
 /// reports the outcome and how long it took.
 fn open_under_signals(name: &str) {
     // SAFETY: a zeroed sigaction is valid; the handler does nothing, so it is async-signal-safe;
@@ -628,7 +628,7 @@ fn kill_creators(kind: &str, prefix: &str) {
 
 /// Appends what the pipe `fd` holds now to `all`.
 fn read_pipe(fd: libc::c_int, all: &mut Vec<u8>) {
-    let mut buffer = [0_u8; 65536];
+    let mut buffer = vec![0_u8; 65536];
     loop {
         // SAFETY: reads into our own buffer from our own pipe.
         let count = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
