@@ -22,17 +22,18 @@
 //!   in between. (If the name was taken yet again meanwhile, the object put aside stays under
 //!   its private name `/.ipcmem-rm.PID.N`, not deleted; `ipcmem list` shows it.)
 //! - **No half-made object blocks a name.** A plain persistent object is made under its name at
-//!   once (`shm_open(O_CREAT|O_EXCL)`, then `ftruncate`), with the set-user-ID bit (`04000`) in
-//!   its mode until it is sized: the kernel clears that bit in the very `ftruncate` (ipcmem
-//!   clears it itself where the process has `CAP_FSETID`, which keeps it). A creator killed in
-//!   between leaves an object of size 0 with that bit, which only its owner could have set:
-//!   [`crate::gc`] removes such an object once no process has it open. A complete object never
-//!   has the bit, and a writer who truncates it to 0 cannot set it.
+//!   once (`shm_open(O_CREAT|O_EXCL)`, then `ftruncate`), with the set-user-ID bit (`04000`,
+//!   and no execute bit) in its mode until it is sized; then `fchmod` gives it its exact mode.
+//!   A creator killed in between leaves an object of size 0 with that bit, which only its owner
+//!   could have set: [`crate::gc`] removes such an object once it is a second old and no
+//!   process has it open. A complete object never has the bit, and a writer who truncates it to
+//!   0 cannot set it.
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{self, AtFlags, FlockOperation, Mode, OFlags, RenameFlags, CWD};
@@ -204,14 +205,17 @@ pub(crate) struct Object {
     /// Where the name starts in `path`.
     dir_len: usize,
     mapping: Mapping,
-    /// The inode, to tell our object from one made later under the same name.
-    identity: Identity,
+    /// The inode, to tell our object from one made later under the same name; read from `fd`
+    /// when first needed, for an object made under its name (see `create_direct`).
+    identity: OnceLock<Identity>,
     /// The descriptor: it holds the shared lock of a volatile object. A persistent object's is
     /// closed once the object is mapped and named.
     fd: Option<OwnedFd>,
     volatile: bool,
     /// The process that made or opened the handle: only it may give up the hold (see `Drop`).
     pid: u32,
+    /// Whether the object has its name.
+    published: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -255,23 +259,29 @@ impl Object {
                 if spec.huge_pages { "open(O_TMPFILE) in the hugetlbfs mount" } else { "open(O_TMPFILE) in /dev/shm" };
             Error::from_errno(&name, operation, errno)
         })?;
-        let (identity, mapping) = prepare(spec, &fd, size, mode, false)?;
+        let (identity, mapping) = prepare(spec, &fd, size, mode)?;
         Ok(Object {
             path,
             dir_len: dir.len(),
             mapping,
-            identity,
+            identity: OnceLock::from(identity),
             fd: Some(fd),
             volatile: spec.volatile,
             pid: std::process::id(),
+            published: false,
         })
     }
 
     /// Makes a persistent object under its name at once, as `shm_open(O_CREAT | O_EXCL)` and
     /// `ftruncate` do: one directory operation where atomic publication takes two (`O_TMPFILE`,
     /// then `linkat`). For the few microseconds until it is sized, the object is visible with
-    /// size 0 and the mode the umask left; openers wait for the size (see [`wait_for_size`]).
-    /// If making it fails half way, the name is removed again.
+    /// size 0 and the set-user-ID bit, the mark of an unfinished creation; openers wait for the
+    /// size (see [`wait_for_size`]). Once sized, `fchmod` gives the exact mode (whatever the
+    /// umask), which clears the mark. If making it fails half way, the name is removed again.
+    ///
+    /// As cheap as `shm_open` + `ftruncate`: no `fstat` (the identity is read from the
+    /// descriptor, kept until the handle is dropped, only if [`remove`](Self::remove) needs it),
+    /// and the `fchmod` that clears the mark also makes the mode exact.
     fn create_direct(spec: &CreateSpec<'_>, path: String, dir_len: usize, size: u64, mode: Mode) -> Result<Object> {
         let name = spec.name;
         let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -280,10 +290,17 @@ impl Object {
         let unfinished = Mode::from_raw_mode((mode.as_raw_mode() & !0o111) | UNFINISHED_MARK);
         let fd = fs::openat(CWD, path.as_str(), flags, unfinished)
             .map_err(|errno| Error::from_errno(&name, "open", errno))?;
-        match prepare(spec, &fd, size, mode, true) {
-            Ok((identity, mapping)) => {
-                Ok(Object { path, dir_len, mapping, identity, fd: None, volatile: false, pid: std::process::id() })
-            }
+        match prepare_named(spec, &fd, size, mode) {
+            Ok(mapping) => Ok(Object {
+                path,
+                dir_len,
+                mapping,
+                identity: OnceLock::new(),
+                fd: Some(fd),
+                volatile: false,
+                pid: std::process::id(),
+                published: true,
+            }),
             Err(error) => {
                 if let Ok(stat) = fs::fstat(&fd) {
                     let _ = unlink_if_ours(&path, dir_len, Identity::of(&stat));
@@ -297,8 +314,9 @@ impl Object {
     /// name; fails with `AlreadyExists` if the name is taken. A persistent object's descriptor
     /// is closed here: only a volatile one needs it, for its lock.
     pub(crate) fn publish(&mut self) -> Result<()> {
-        let Some(fd) = &self.fd else { return Ok(()) };
+        let Some(fd) = self.fd.as_ref().filter(|_| !self.published) else { return Ok(()) };
         link(self.name(), &self.path, fd)?;
+        self.published = true;
         if !self.volatile {
             self.fd = None;
         }
@@ -343,7 +361,16 @@ impl Object {
         }
         // A look keeps no descriptor: it holds no lock, and its drop removes nothing.
         let fd = (volatile && spec.hold).then_some(fd);
-        Ok(Object { path, dir_len: dir.len(), mapping, identity, fd, volatile, pid: std::process::id() })
+        Ok(Object {
+            path,
+            dir_len: dir.len(),
+            mapping,
+            identity: OnceLock::from(identity),
+            fd,
+            volatile,
+            pid: std::process::id(),
+            published: true,
+        })
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -365,9 +392,19 @@ impl Object {
     /// Removes the name if it still names this object (not one made later under that name, or
     /// renamed onto it): see [`unlink_if_ours`].
     pub(crate) fn remove(&self) -> Result<()> {
-        unlink_if_ours(&self.path, self.dir_len, self.identity)
+        unlink_if_ours(&self.path, self.dir_len, self.identity()?)
             .map(drop)
             .map_err(|errno| Error::from_errno(&self.name(), "unlink", errno))
+    }
+
+    /// The object's inode.
+    fn identity(&self) -> Result<Identity> {
+        if let Some(identity) = self.identity.get() {
+            return Ok(*identity);
+        }
+        let fd = self.fd.as_ref().ok_or_else(|| Error::from_errno(&self.name(), "fstat", Errno::BADF))?;
+        let stat = fs::fstat(fd).map_err(|errno| Error::from_errno(&self.name(), "fstat", errno))?;
+        Ok(*self.identity.get_or_init(|| Identity::of(&stat)))
     }
 }
 
@@ -388,7 +425,9 @@ impl Drop for Object {
         // A conversion is that very sequence in one call: flock(2) removes the existing lock
         // first, then tries the new one (and leaves none if it fails, which is fine here).
         if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
-            let _ = unlink_if_ours(&self.path, self.dir_len, self.identity);
+            if let Some(identity) = self.identity.get() {
+                let _ = unlink_if_ours(&self.path, self.dir_len, *identity);
+            }
         }
     }
 }
@@ -399,26 +438,6 @@ pub(crate) const UNFINISHED_MARK: u32 = 0o4000;
 /// How old an unfinished object must be before [`crate::gc`] takes it for garbage: its name
 /// appears a moment before its creator's descriptor does (in `/proc/PID/fd`).
 pub(crate) const UNFINISHED_GRACE: Duration = Duration::from_secs(1);
-
-/// Whether the kernel clears the set-user-ID bit in `ftruncate` for this process: 0 not known
-/// yet, 1 it does, 2 it does not (the process has `CAP_FSETID`, as root has).
-static TRUNCATE_CLEARS_SUID: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// The mode of an object made with `created` (the set-user-ID bit, [`UNFINISHED_MARK`]), now
-/// that `ftruncate` has sized it. The kernel clears the bit in that call unless the process has
-/// `CAP_FSETID`; the first creation of the process looks (one `fstat`), the others know.
-fn mode_once_sized(fd: &OwnedFd, created: u32) -> u32 {
-    let cleared = created & !UNFINISHED_MARK;
-    match TRUNCATE_CLEARS_SUID.load(Ordering::Relaxed) {
-        1 => cleared,
-        2 => created,
-        _ => {
-            let now = fs::fstat(fd).map_or(created, |stat| stat.st_mode & 0o7777);
-            TRUNCATE_CLEARS_SUID.store(if now == cleared { 1 } else { 2 }, Ordering::Relaxed);
-            now
-        }
-    }
-}
 
 /// Whether an object with this `stat` is an unfinished creation whose creator died: size 0,
 /// the set-user-ID bit that only its owner could set and that sizing clears, and older than
@@ -477,13 +496,7 @@ pub(crate) fn unlink_if_ours(path: &str, dir_len: usize, identity: Identity) -> 
 
 /// Readies a new object open at `fd`: its size (space checked or reserved), its exact mode, its
 /// volatile mark and lock, its mapping, prefaulted if asked. Gives its identity and mapping.
-fn prepare(
-    spec: &CreateSpec<'_>,
-    fd: &OwnedFd,
-    size: u64,
-    mode: Mode,
-    unfinished: bool,
-) -> Result<(Identity, Mapping)> {
+fn prepare(spec: &CreateSpec<'_>, fd: &OwnedFd, size: u64, mode: Mode) -> Result<(Identity, Mapping)> {
     let name = spec.name;
     // One fstat gives the identity and the mode the umask left.
     let stat = fs::fstat(fd).map_err(|errno| Error::from_errno(&name, "fstat", errno))?;
@@ -493,11 +506,7 @@ fn prepare(
         give_space(name, fd, size, spec.reserve)?;
         spec.len
     };
-    let mut current = stat.st_mode & 0o7777;
-    if unfinished {
-        current = mode_once_sized(fd, current);
-    }
-    if current != mode.as_raw_mode() {
+    if stat.st_mode & 0o7777 != mode.as_raw_mode() {
         // fchmod is not filtered by the umask: the object gets exactly the mode asked for.
         fs::fchmod(fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
     }
@@ -510,6 +519,21 @@ fn prepare(
         mapping.populate(name, true, spec.huge_pages, fd.as_fd())?;
     }
     Ok((Identity::of(&stat), mapping))
+}
+
+/// Readies a persistent object made under its name with the mark of an unfinished creation
+/// (see `Object::create_direct`): its size, then its exact mode, which clears the mark; its
+/// mapping, prefaulted if asked.
+fn prepare_named(spec: &CreateSpec<'_>, fd: &OwnedFd, size: u64, mode: Mode) -> Result<Mapping> {
+    let name = spec.name;
+    give_space(name, fd, size, spec.reserve)?;
+    // Not filtered by the umask; and the set-user-ID bit goes only now that the size is there.
+    fs::fchmod(fd, mode).map_err(|errno| Error::from_errno(&name, "fchmod", errno))?;
+    let mapping = Mapping::new(name, fd, spec.len, spec.len, false, false)?;
+    if spec.prefault {
+        mapping.populate(name, true, false, fd.as_fd())?;
+    }
+    Ok(mapping)
 }
 
 /// How long an opener waits, by default, for the shared lock of a volatile object while another
