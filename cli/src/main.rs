@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod data;
 mod demo;
+mod escape;
 mod failure;
 mod inspect;
 mod manage;

@@ -32,7 +32,9 @@
 //! ```
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use rustix::fs::{self, FlockOperation, Mode as FileMode, OFlags, CWD};
 
@@ -57,8 +59,12 @@ pub enum Mode {
 pub struct Collected {
     /// A POSIX object or a System V segment.
     pub kind: Kind,
-    /// The object as the `ipcmem` command names it: `/name`, or `id:N` for a segment.
+    /// The object as the `ipcmem` command names it: `/name`, or `id:N` for a segment; for a
+    /// name that is not UTF-8, with U+FFFD in place of each bad sequence (exact in
+    /// `name_bytes`). Escape it before printing: names may hold any byte but `/` and NUL.
     pub name: String,
+    /// The exact bytes of a name that is not UTF-8; `None` for a UTF-8 name or a segment.
+    pub name_bytes: Option<Vec<u8>>,
     /// The segment's id, for a System V segment.
     pub id: Option<ShmId>,
     /// Why it is garbage, and what was checked.
@@ -76,7 +82,12 @@ enum Garbage {
 
 /// A POSIX object that may be garbage, open for the look.
 struct Candidate {
+    /// Its name, lossy for a name that is not UTF-8.
     name: String,
+    /// The exact bytes of a name that is not UTF-8.
+    name_bytes: Option<Vec<u8>>,
+    /// Its file: a name that is not UTF-8 is removed by its path, never by its lossy name.
+    path: PathBuf,
     fd: OwnedFd,
     stat: fs::Stat,
     garbage: Garbage,
@@ -99,10 +110,9 @@ fn collect_posix(mode: Mode) -> Result<Vec<Collected>> {
     let candidates: Vec<Candidate> = entries
         .flatten()
         .filter(|entry| entry.metadata().is_ok_and(|meta| meta.is_file() && meta.uid() == me))
-        .filter_map(|entry| entry.file_name().to_str().map(|file| format!("/{file}")))
         // Named semaphores are never collected.
-        .filter(|name| !name.starts_with("/sem."))
-        .filter_map(|name| candidate(name, mode))
+        .filter(|entry| !entry.file_name().as_bytes().starts_with(b"sem."))
+        .filter_map(|entry| candidate(&entry, mode))
         .collect();
     if candidates.is_empty() {
         return Ok(Vec::new());
@@ -116,31 +126,26 @@ fn collect_posix(mode: Mode) -> Result<Vec<Collected>> {
         .filter(|candidate| holders.verdict(&candidate.stat) == Verdict::Unheld)
         .map(|candidate| {
             let removed = mode == Mode::Remove
-                && posix::unlink_if_ours(
-                    &posix::path_of(&candidate.name),
-                    SHM_DIR.len(),
-                    posix::Identity::of(&candidate.stat),
-                )
-                .unwrap_or(false);
+                && posix::unlink_if_ours(&candidate.path, posix::Identity::of(&candidate.stat)).unwrap_or(false);
             let what = match candidate.garbage {
                 Garbage::Volatile => "volatile",
                 Garbage::Unfinished => "unfinished: size 0 and set-user-ID, its creator was killed before sizing it",
             };
             let reason = format!("{what}; no process uses it (checked {})", holders.checked());
-            Collected { kind: Kind::Posix, name: candidate.name, id: None, reason, removed }
+            Collected { kind: Kind::Posix, name: candidate.name, name_bytes: candidate.name_bytes, id: None, reason, removed }
         })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }
 
-/// Opens `name` if it may be garbage: volatile, or unfinished. For a real run, also takes its
-/// exclusive lock, which succeeds only if no ipcmem handle holds it, and keeps any opener
-/// waiting (an opener that then finds the name gone reports the object as not found).
-fn candidate(name: String, mode: Mode) -> Option<Candidate> {
-    let path = posix::path_of(&name);
+/// Opens the file of `entry` if it may be garbage: volatile, or unfinished. For a real run, also
+/// takes its exclusive lock, which succeeds only if no ipcmem handle holds it, and keeps any
+/// opener waiting (an opener that then finds the name gone reports the object as not found).
+fn candidate(entry: &std::fs::DirEntry, mode: Mode) -> Option<Candidate> {
+    let path = entry.path();
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let fd = fs::openat(CWD, path.as_str(), flags, FileMode::empty()).ok()?;
+    let fd = fs::openat(CWD, &path, flags, FileMode::empty()).ok()?;
     let stat = fs::fstat(&fd).ok()?;
     let garbage = if posix::is_marked_volatile(&stat) {
         Garbage::Volatile
@@ -155,7 +160,11 @@ fn candidate(name: String, mode: Mode) -> Option<Candidate> {
     if mode == Mode::Remove {
         fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
     }
-    Some(Candidate { name, fd, stat, garbage })
+    let file_name = entry.file_name();
+    let name_bytes = [b"/", file_name.as_bytes()].concat();
+    let name = String::from_utf8_lossy(&name_bytes).into_owned();
+    let name_bytes = file_name.to_str().is_none().then_some(name_bytes);
+    Some(Candidate { name, name_bytes, path, fd, stat, garbage })
 }
 
 /// The unfinished volatile segments of this user (see [`crate::sysv`]), removed unless dry.
@@ -175,7 +184,7 @@ fn collect_sysv(mode: Mode) -> Vec<Collected> {
                 "an unfinished volatile segment (mode 0602, not marked for removal) that no process attaches, whose creator (pid {}) is gone",
                 info.cpid.unwrap_or(0)
             );
-            Some(Collected { kind: Kind::SysV, name: id.to_string(), id: Some(id), reason, removed })
+            Some(Collected { kind: Kind::SysV, name: id.to_string(), name_bytes: None, id: Some(id), reason, removed })
         })
         .collect()
 }
@@ -195,9 +204,15 @@ fn collect_sysv(mode: Mode) -> Vec<Collected> {
 pub fn sweep(prefix: &str) {
     if let Ok(entries) = std::fs::read_dir(SHM_DIR) {
         for entry in entries.flatten() {
-            let name = format!("/{}", entry.file_name().to_string_lossy());
-            if name.starts_with(prefix) {
-                let _ = crate::shmrm(name.as_str());
+            let file_name = entry.file_name();
+            if ![b"/", file_name.as_bytes()].concat().starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            // A name that is not UTF-8 goes by its path: its lossy form could name another.
+            if let Some(name) = file_name.to_str() {
+                let _ = crate::shmrm(format!("/{name}").as_str());
+            } else {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }

@@ -31,6 +31,7 @@
 
 use std::borrow::Cow;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -230,7 +231,7 @@ impl Identity {
     }
 
     /// Whether the file `path` is still this inode.
-    fn is_named(self, path: &str) -> bool {
+    fn is_named<P: rustix::path::Arg>(self, path: P) -> bool {
         fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == self)
     }
 }
@@ -303,7 +304,7 @@ impl Object {
             }),
             Err(error) => {
                 if let Ok(stat) = fs::fstat(&fd) {
-                    let _ = unlink_if_ours(&path, dir_len, Identity::of(&stat));
+                    let _ = unlink_if_ours(Path::new(&path), Identity::of(&stat));
                 }
                 Err(error)
             }
@@ -392,7 +393,7 @@ impl Object {
     /// Removes the name if it still names this object (not one made later under that name, or
     /// renamed onto it): see [`unlink_if_ours`].
     pub(crate) fn remove(&self) -> Result<()> {
-        unlink_if_ours(&self.path, self.dir_len, self.identity()?)
+        unlink_if_ours(Path::new(&self.path), self.identity()?)
             .map(drop)
             .map_err(|errno| Error::from_errno(&self.name(), "unlink", errno))
     }
@@ -426,7 +427,7 @@ impl Drop for Object {
         // first, then tries the new one (and leaves none if it fails, which is fine here).
         if fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
             if let Some(identity) = self.identity.get() {
-                let _ = unlink_if_ours(&self.path, self.dir_len, *identity);
+                let _ = unlink_if_ours(Path::new(&self.path), *identity);
             }
         }
     }
@@ -453,8 +454,8 @@ pub(crate) fn is_unfinished(stat: &fs::Stat) -> bool {
 /// Counts the private names of [`unlink_if_ours`] in this process.
 static PRIVATE_NAMES: AtomicU64 = AtomicU64::new(0);
 
-/// Removes the name at `path` (whose directory is `path[..dir_len]`) if, and only if, it names
-/// the inode `identity`; says whether it did.
+/// Removes the name at `path` if, and only if, it names the inode `identity`; says whether it
+/// did.
 ///
 /// Checking the name, then unlinking it, would delete an object that another process renamed
 /// onto the name in between. So the name is first renamed away, atomically, to a private name
@@ -466,17 +467,17 @@ static PRIVATE_NAMES: AtomicU64 = AtomicU64::new(0);
 /// is collected by gc once its holders are gone). A first look by name (`fstatat`) leaves an
 /// object that is plainly not ours untouched: only an object renamed onto the name between
 /// that look and the rename is ever moved.
-pub(crate) fn unlink_if_ours(path: &str, dir_len: usize, identity: Identity) -> rustix::io::Result<bool> {
+pub(crate) fn unlink_if_ours(path: &Path, identity: Identity) -> rustix::io::Result<bool> {
     // Most often the name holds another object because ours was removed and the name reused:
     // that one is left where it is, not even renamed for a moment.
     if !identity.is_named(path) {
         return Ok(false);
     }
-    let dir = &path[..dir_len];
+    let dir = path.parent().unwrap_or(Path::new(SHM_DIR));
     let private = loop {
         let counter = PRIVATE_NAMES.fetch_add(1, Ordering::Relaxed);
-        let private = format!("{dir}/.ipcmem-rm.{}.{counter}", std::process::id());
-        match fs::renameat_with(CWD, path, CWD, private.as_str(), RenameFlags::NOREPLACE) {
+        let private = dir.join(format!(".ipcmem-rm.{}.{counter}", std::process::id()));
+        match fs::renameat_with(CWD, path, CWD, &private, RenameFlags::NOREPLACE) {
             Ok(()) => break private,
             // A stale private name of a process that had our pid: take the next one.
             Err(Errno::EXIST) => {}
@@ -484,13 +485,12 @@ pub(crate) fn unlink_if_ours(path: &str, dir_len: usize, identity: Identity) -> 
             Err(errno) => return Err(errno),
         }
     };
-    let ours =
-        fs::statat(CWD, private.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == identity);
+    let ours = fs::statat(CWD, &private, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|stat| Identity::of(&stat) == identity);
     if ours {
-        fs::unlinkat(CWD, private.as_str(), AtFlags::empty())?;
+        fs::unlinkat(CWD, &private, AtFlags::empty())?;
         return Ok(true);
     }
-    let _ = fs::renameat_with(CWD, private.as_str(), CWD, path, RenameFlags::NOREPLACE);
+    let _ = fs::renameat_with(CWD, &private, CWD, path, RenameFlags::NOREPLACE);
     Ok(false)
 }
 
