@@ -132,7 +132,14 @@ fn collect_posix(mode: Mode) -> Result<Vec<Collected>> {
                 Garbage::Unfinished => "unfinished: size 0 and set-user-ID, its creator was killed before sizing it",
             };
             let reason = format!("{what}; no process uses it (checked {})", holders.checked());
-            Collected { kind: Kind::Posix, name: candidate.name, name_bytes: candidate.name_bytes, id: None, reason, removed }
+            Collected {
+                kind: Kind::Posix,
+                name: candidate.name,
+                name_bytes: candidate.name_bytes,
+                id: None,
+                reason,
+                removed,
+            }
         })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
