@@ -724,6 +724,7 @@ fn creators_of_volatile_segments_killed_half_way_leave_nothing_after_gc() {
     let _serial = serial();
     let run = run_child("kill-creators", &["sysv", ""]);
     assert!(run.status.success() && run.reports.len() == 2, "{:?}: {}", run.status, run.stderr);
+    let _ = std::fs::remove_file(&run.reports[1]);
     let pids: Vec<&str> = run.reports[0].split_whitespace().collect();
     let leaked = segments_of(&pids);
     eprintln!("{KILLS} creators killed: {} segments left before gc", leaked.len());
