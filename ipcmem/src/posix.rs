@@ -474,13 +474,15 @@ pub(crate) fn unlink_if_ours(path: &Path, identity: Identity) -> rustix::io::Res
         return Ok(false);
     }
     let dir = path.parent().unwrap_or(Path::new(SHM_DIR));
+    let mut tries = 0;
     let private = loop {
         let counter = PRIVATE_NAMES.fetch_add(1, Ordering::Relaxed);
         let private = dir.join(format!(".ipcmem-rm.{}.{counter}", std::process::id()));
         match fs::renameat_with(CWD, path, CWD, &private, RenameFlags::NOREPLACE) {
             Ok(()) => break private,
-            // A stale private name of a process that had our pid: take the next one.
-            Err(Errno::EXIST) => {}
+            // A stale private name of a process that had our pid (or one planted by someone
+            // else): take the next one, a bounded number of times.
+            Err(Errno::EXIST) if tries < 64 => tries += 1,
             Err(Errno::NOENT) => return Ok(false),
             Err(errno) => return Err(errno),
         }
