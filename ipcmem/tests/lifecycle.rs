@@ -247,7 +247,7 @@ fn chmod_keeps_the_volatile_mark() {
 // ---- 5. races on the name ----
 
 /// How long the rename-onto-the-name race runs.
-const RACE: Duration = Duration::from_secs(5);
+const RACE: Duration = Duration::from_secs(10);
 
 /// Runs the race in a private mount namespace, on a tmpfs of its own at /dev/shm: gc there sees
 /// only the race's objects, and whatever the race leaves goes with the namespace.
