@@ -206,3 +206,36 @@ fn a_child_pid_namespace_says_unknown_where_it_cannot_see_the_holders() {
     assert!(!posix_exists(&name));
     let _ = stdout_of(&["list"]);
 }
+
+#[test]
+fn an_unfinished_creation_is_listed_as_such_and_collected_but_an_empty_object_is_not() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _serial = serial();
+    let mut guard = Guard::new();
+    // As a creator killed between shm_open and ftruncate leaves it: size 0, set-user-ID.
+    let unfinished = unique_name("unfinished");
+    guard.track(unfinished.as_str());
+    let file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o4600).open(format!("/dev/shm{unfinished}"));
+    drop(file.expect("make the unfinished object"));
+    // An empty object of another program (or one a writer truncated): no set-user-ID bit.
+    let empty = unique_name("empty");
+    guard.track(empty.as_str());
+    drop(std::fs::File::create(format!("/dev/shm{empty}")).expect("make the empty object"));
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let info = json_of(&["info", &unfinished, "--json"]);
+    assert_eq!((info["in_use"].as_bool(), info["mode"].as_str()), (Some(false), Some("4600")), "{info}");
+    let listed = stdout_of(&["list", "--posix"]);
+    assert!(listed.lines().any(|line| line.contains(&unfinished) && line.ends_with("unfinished")), "{listed}");
+    assert!(listed.lines().any(|line| line.contains(&empty) && line.ends_with(" -")), "{listed}");
+    let dry = json_of(&["gc", "--dry-run", "--json"]);
+    let entry = gc_entry(&dry, &unfinished).expect("the dry run lists it");
+    assert!(entry["reason"].as_str().is_some_and(|reason| reason.contains("unfinished")), "{entry}");
+    let real = json_of(&["gc", "--json"]);
+    assert_eq!(gc_entry(&real, &unfinished).map(|entry| entry["removed"].clone()), Some(Value::Bool(true)));
+    assert!(gc_entry(&real, &empty).is_none() && gc_entry(&dry, &empty).is_none());
+    assert!(!posix_exists(&unfinished) && posix_exists(&empty));
+    // The name is free again.
+    ipcmem(["create", &unfinished, "4KiB"]).assert().success();
+}
