@@ -209,8 +209,9 @@ pub(crate) struct Object {
     /// The inode, to tell our object from one made later under the same name; read from `fd`
     /// when first needed, for an object made under its name (see `create_direct`).
     identity: OnceLock<Identity>,
-    /// The descriptor: it holds the shared lock of a volatile object. A persistent object's is
-    /// closed once the object is mapped and named.
+    /// The descriptor: it holds the shared lock of a volatile object. A persistent object made
+    /// nameless closes it once named; one made under its name keeps it until dropped, for its
+    /// identity (see `create_direct`); an opened persistent object, or a look, has none.
     fd: Option<OwnedFd>,
     volatile: bool,
     /// The process that made or opened the handle: only it may give up the hold (see `Drop`).

@@ -295,8 +295,8 @@ impl ShmOptions {
     /// locked), as does one made with [`reserve`](Self::reserve), whose allocation takes long. A
     /// plain persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make it,
     /// which saves a directory operation: for a few microseconds it has size 0, and openers wait
-    /// for its size (see [`crate::posix`] for what happens if its creator dies then). To fill an object before anyone can see it, use
-    /// [`create_with`](Self::create_with).
+    /// for its size (see [`crate::posix`] for what happens if its creator dies then). To fill an
+    /// object before anyone can see it, use [`create_with`](Self::create_with).
     pub fn create(&self, id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
         self.create_filled(&id.into(), len, Fill::None, |_| ())
     }
