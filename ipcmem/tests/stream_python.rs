@@ -1,5 +1,5 @@
 //! The Python reader of `docs/stream-layout.md`, run for real: the code block of the document,
-//! with NumPy from the virtual environment `.venv` at the repository's root (which `.ci/run`
+//! with `NumPy` from the virtual environment `.venv` at the repository's root (which `.ci/run`
 //! makes), reads a stream that a writer fills with pattern frames.
 
 mod common;
@@ -77,12 +77,12 @@ fn the_documented_python_reader_gets_whole_frames_and_counts_losses() {
         .collect();
     assert_eq!(lines.len(), frames);
     let (first, last) = (lines[0][0], lines[frames - 1][0]);
-    let mut lost = 0.0;
+    let mut lost_total = 0.0;
     for (i, line) in lines.iter().enumerate() {
         let [serial, frame_lost, min, max] = line[..] else { panic!("{line:?}") };
         assert!((min - serial).abs() < 0.5 && (max - serial).abs() < 0.5, "a torn frame: {line:?}");
         if i > 0 {
-            lost += frame_lost;
+            lost_total += frame_lost;
         }
     }
     #[allow(clippy::cast_precision_loss)]
