@@ -88,7 +88,7 @@ fn the_documented_python_reader_gets_whole_frames_and_counts_losses() {
     #[allow(clippy::cast_precision_loss)]
     let returned = frames as f64;
     assert!(
-        (returned + lost - (last - first + 1.0)).abs() < 0.5,
-        "returned {returned} + lost {lost}, serials {first} to {last}"
+        (returned + lost_total - (last - first + 1.0)).abs() < 0.5,
+        "returned {returned} + lost {lost_total}, serials {first} to {last}"
     );
 }
