@@ -16,7 +16,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
 }
 
-/// The Python of `.venv`, which has NumPy.
+/// The Python of `.venv`, which has `NumPy`.
 fn python() -> PathBuf {
     let python = root().join(".venv/bin/python");
     assert!(
@@ -27,7 +27,7 @@ fn python() -> PathBuf {
     python
 }
 
-/// The first ```python block of the layout document.
+/// The first Python code block of the layout document.
 fn reader_code() -> String {
     let doc = std::fs::read_to_string(root().join("docs/stream-layout.md")).expect("docs/stream-layout.md");
     let start = doc.find("```python\n").expect("a python block") + "```python\n".len();
