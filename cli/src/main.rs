@@ -51,7 +51,7 @@ fn run(command: Command) -> Outcome {
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(&args),
         Command::BenchPong(args) => bench::pong(&args),
-        Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
+        Command::DemoChild { posix, sysv, stream } => demo::child(&posix, &sysv, &stream),
     }
 }
 
