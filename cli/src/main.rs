@@ -6,7 +6,6 @@
 
 mod args;
 mod array;
-mod bench;
 mod cli;
 mod data;
 mod demo;
@@ -49,8 +48,6 @@ fn run(command: Command) -> Outcome {
         Command::Array(ArrayCommand::Show { object, limit }) => array::show(&object, limit),
         Command::Stream(command) => run_stream(command),
         Command::Demo => demo::run(),
-        Command::Bench(args) => bench::run(&args),
-        Command::BenchPong(args) => bench::pong(&args),
         Command::DemoChild { posix, sysv, stream } => demo::child(&posix, &sysv, &stream),
     }
 }
