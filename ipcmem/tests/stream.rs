@@ -417,6 +417,19 @@ fn serials_latest_checks_and_restart() {
     assert_eq!((frame.info.serial, frame.info.restarted), (2, false));
 }
 
+/// The options of `StreamWriter::<T>` make a stream of `T`, whatever the frames published later
+/// would let the compiler infer.
+#[test]
+fn typed_options_keep_their_element_type() {
+    let name = unique_name("typed");
+    let mut guard = Guard::new();
+    guard.track(name.as_str());
+    let mut writer = StreamWriter::<f32>::options().perms(0o640).create(name.as_str(), &[2, 2], 2).unwrap();
+    writer.publish(&[0.5; 4]).unwrap();
+    assert_eq!(stream::inspect(name.as_str()).unwrap().element, ElementType::F32);
+    assert_eq!(common::posix_mode(&name), Some(0o640));
+}
+
 /// A stream made without a writer (`ipcmem stream create`): readers wait; a writer attaches,
 /// and one that closed is followed by another on the same object, serials going on.
 #[test]
