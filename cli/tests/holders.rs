@@ -19,7 +19,7 @@ fn a_volatile_posix_object_lives_while_held_and_vanishes_on_sigterm_or_sigint() 
         assert_eq!(creator.line, name, "create prints the name before it waits");
         let info = json_of(&["info", &name, "--json"]);
         assert_eq!((info["volatile"].as_bool(), info["in_use"].as_bool()), (Some(true), Some(true)));
-        assert_eq!(info["mode"], "0640");
+        assert_eq!(info["mode"], "1640", "the sticky bit marks it volatile");
         let holder = Holder::start(&["hold", &name]);
         assert_eq!(holder.line, format!("holding {name} (4096 bytes)"));
 
@@ -176,6 +176,9 @@ fn demo_runs_and_leaves_nothing() {
     assert!(stdout.contains("read back from"), "{stdout}");
     assert!(stdout.contains("hello from the child"), "{stdout}");
     assert!(stdout.contains("nothing is left behind"), "{stdout}");
+    assert_eq!(stdout.matches("every element").count(), 3, "three frames received:\n{stdout}");
+    assert!(!stdout.contains(": NO,"), "a frame was not whole:\n{stdout}");
+    assert!(!posix_exists(&format!("{name}-frames")));
     assert!(!posix_exists(&name));
     let segment = stdout.split_whitespace().find(|word| word.starts_with("id:")).expect("the segment id");
     assert!(!segment_exists(segment_id(segment.trim_end_matches([',', ':', '.']))));

@@ -14,6 +14,8 @@
 mod bridge;
 mod copy;
 mod failure;
+#[cfg(feature = "iceoryx2")]
+mod iceoryx;
 mod lifecycle;
 mod open;
 mod pingpong;
@@ -22,6 +24,7 @@ mod ready;
 mod section;
 mod stats;
 mod stop;
+mod stream;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,13 +34,17 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, 
 use crate::failure::{failure, Outcome};
 use crate::section::{Section, Settings};
 
-/// Every section, in the order a run measures them.
-#[cfg(not(feature = "zenoh"))]
-const SECTIONS: &[Section] = &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION];
-/// Every section, in the order a run measures them; `--zenoh` with the cargo feature `zenoh`.
-#[cfg(feature = "zenoh")]
-const SECTIONS: &[Section] =
-    &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION, bridge::SECTION];
+/// Every section, in the order a run measures them (`--zenoh` with the cargo feature `zenoh`).
+const SECTIONS: &[Section] = &[
+    lifecycle::SECTION,
+    copy::SECTION,
+    ready::SECTION,
+    open::SECTION,
+    pingpong::SECTION,
+    stream::SECTION,
+    #[cfg(feature = "zenoh")]
+    bridge::SECTION,
+];
 
 /// The text after the options in `--help`.
 const AFTER_HELP: &str = "\
@@ -96,6 +103,13 @@ enum Hidden {
     /// The second process of `--pingpong`.
     #[command(hide = true)]
     Pong(pingpong::PongArgs),
+    /// The second process of `--stream`.
+    #[command(hide = true)]
+    StreamReader(stream::ReaderArgs),
+    /// The second process of `--stream`'s iceoryx2 rows.
+    #[cfg(feature = "iceoryx2")]
+    #[command(hide = true)]
+    Iceoryx2Reader(iceoryx::ReaderArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +117,9 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let outcome = match &cli.hidden {
         Some(Hidden::Pong(args)) => pingpong::pong(args),
+        Some(Hidden::StreamReader(args)) => stream::reader(args),
+        #[cfg(feature = "iceoryx2")]
+        Some(Hidden::Iceoryx2Reader(args)) => iceoryx::reader(args),
         None => run(&cli.options, &selected(&matches)),
     };
     failure::exit_code(outcome)

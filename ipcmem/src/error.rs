@@ -137,6 +137,35 @@ pub enum Error {
         /// How long the opener waited.
         waited: Duration,
     },
+    /// Another process shrank the object (`ftruncate`) under an access: the pages past its new
+    /// end are gone. The access was stopped (its `SIGBUS` caught) and may have copied part of
+    /// the bytes.
+    #[error(
+        "{object}: the object was shrunk by another process to {size} bytes: {length} bytes at offset {offset} are no longer there"
+    )]
+    Shrunk {
+        /// The object of the handle.
+        object: String,
+        /// Its size now.
+        size: u64,
+        /// Where the access started.
+        offset: usize,
+        /// How many bytes it covered.
+        length: usize,
+    },
+    /// The mapping faulted during a copy (`SIGBUS` or `SIGSEGV`, caught) for another reason
+    /// than a shrink or a full file system, which have their own errors.
+    #[error("{object}: {cause} ({signal} at offset {offset}, caught during a copy)")]
+    Fault {
+        /// The object of the handle.
+        object: String,
+        /// `"SIGBUS"` or `"SIGSEGV"`.
+        signal: &'static str,
+        /// The offset in the object of the faulting address.
+        offset: usize,
+        /// What the fault means, as far as can be told.
+        cause: String,
+    },
     /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
     /// see [`crate::stream`].
     #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
@@ -155,6 +184,19 @@ pub enum Error {
         object: String,
         /// The check of the layout that the control block breaks.
         reason: String,
+    },
+    /// A volatile object on which another process has held an exclusive `flock(2)` for longer
+    /// than an opener waits. ipcmem itself takes one only for the moment of a removal; a longer
+    /// one is another program's (`flock -x`).
+    #[error(
+        "{object}: locked by another process (an exclusive flock held for more than {} ms; /proc/locks or `fuser -v` shows which process)",
+        .waited.as_millis()
+    )]
+    Locked {
+        /// The object asked for.
+        object: String,
+        /// How long the opener waited.
+        waited: Duration,
     },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
@@ -214,7 +256,8 @@ pub enum Limit {
     ShmAll,
     /// The free space of the file system of POSIX objects (`/dev/shm`).
     NoSpace,
-    /// The memory the kernel can give, or `RLIMIT_MEMLOCK` for locking.
+    /// The memory the kernel can give. (`RLIMIT_MEMLOCK` is [`Limit::LockedMemory`]; a failed
+    /// lock that the limit does not explain says so in the detail.)
     Memory,
     /// The number of open files.
     OpenFiles,
@@ -234,7 +277,7 @@ impl fmt::Display for Limit {
                 "SHMALL reached: all System V segments together may not grow further (/proc/sys/kernel/shmall)"
             }
             Self::NoSpace => "not enough free space in /dev/shm",
-            Self::Memory => "not enough memory (or RLIMIT_MEMLOCK for locking)",
+            Self::Memory => "not enough memory",
             Self::OpenFiles => "too many open files",
             Self::HugePages => "huge pages unavailable",
             Self::LockedMemory => "RLIMIT_MEMLOCK reached: this process may lock no more memory (ulimit -l)",
@@ -295,8 +338,11 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
+            | Self::Shrunk { object, .. }
+            | Self::Fault { object, .. }
             | Self::WriterGone { object, .. }
             | Self::BadStream { object, .. }
+            | Self::Locked { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -315,6 +361,9 @@ impl Error {
             Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadStream { .. } => io::ErrorKind::InvalidData,
             Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
+            Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
+            Self::Fault { .. } => io::ErrorKind::Other,
+            Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

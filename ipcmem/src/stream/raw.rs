@@ -17,7 +17,7 @@ use crate::array::{self, ElementType};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::key::Id;
-use crate::shm::{Outcome, SharedMemory, ShmOptions};
+use crate::shm::{Access, Outcome, SharedMemory, ShmOptions};
 
 /// How often a waiting reader looks at the writer's process and at the object's name: a dead
 /// writer or a re-created stream is noticed within this time (and the time of one look).
@@ -33,6 +33,20 @@ const READONLY_WINDOW: Duration = Duration::from_millis(200);
 
 /// The longest pause of [`RawReader::open_wait`] between two looks for the stream.
 const OPEN_POLL_MAX: Duration = Duration::from_millis(10);
+
+/// Ranges of serials shorter than this are looked up one by one, longer ones by a pass over
+/// the slot table.
+const SEQUENTIAL_LOOKUP: u64 = 64;
+
+/// Which end of a range of serials a read wants.
+#[derive(Clone, Copy)]
+enum Which {
+    /// The oldest complete frame (`next`).
+    Oldest,
+    /// The newest complete frame (`latest`).
+    Newest,
+}
+use Which::{Newest, Oldest};
 
 /// How many times a read looks again at the newest serial when every candidate frame was
 /// overwritten during its copy, before it waits for the next notification.
@@ -150,6 +164,38 @@ impl Stream {
             return Ok(None);
         }
         Ok(Some((acquired, published)))
+    }
+
+    /// The oldest (or newest) serial in `first..=last` whose frame is complete in its slot now,
+    /// if any. A short range is looked up serial by serial; a long one (a ring of many slots
+    /// with gaps in its serials, or a lying control block) by one pass over the slot table, so
+    /// that the cost is bounded by the ring, never by the numbers in it.
+    fn complete_serial(&self, first: u64, last: u64, which: Which) -> Option<u64> {
+        if first == 0 || first > last {
+            return None;
+        }
+        let g = &self.geometry;
+        let complete = |serial: u64| {
+            let slot = self.slot_of(serial);
+            self.word(g.slot_field(slot, field::SLOT_SEQ)).load(Ordering::Relaxed) == serial * 2
+        };
+        if last - first < SEQUENTIAL_LOOKUP {
+            return match which {
+                Which::Oldest => (first..=last).find(|&serial| complete(serial)),
+                Which::Newest => (first..=last).rev().find(|&serial| complete(serial)),
+            };
+        }
+        let serials = (0..g.slots).filter_map(|slot| {
+            let seq = self.word(g.slot_field(slot, field::SLOT_SEQ)).load(Ordering::Relaxed);
+            let serial = seq / 2;
+            // A complete frame whose serial belongs in this slot, within the range.
+            (seq.is_multiple_of(2) && (first..=last).contains(&serial) && self.slot_of(serial) == slot)
+                .then_some(serial)
+        });
+        match which {
+            Which::Oldest => serials.min(),
+            Which::Newest => serials.max(),
+        }
     }
 
     /// Whether the name (or key) still finds this object.
@@ -584,6 +630,8 @@ pub struct RawReader {
     stream: Stream,
     /// The element type at open (a re-created stream must keep it).
     element: ElementType,
+    /// Read-write if permitted, or read-only whatever is permitted.
+    access: Access,
     /// The serial of the last frame returned (or the one before the newest at open).
     previous: u64,
     /// The stream was re-created since the last frame returned: the next `FrameInfo` says so.
@@ -614,38 +662,55 @@ impl RawReader {
     /// any, else the first one to come.
     pub fn open(obj: impl Into<Id>) -> Result<RawReader> {
         let obj = obj.into();
-        Ok(RawReader::new(open_stream(&obj, array::DEFAULT_WAIT)?))
+        Ok(RawReader::new(open_stream(&obj, array::DEFAULT_WAIT, Access::ReadWrite)?, Access::ReadWrite))
+    }
+
+    /// Opens the stream `obj` read-only even where writing is permitted: the mapping cannot
+    /// change the stream, whatever the process does. A waiting reader then cannot register as
+    /// parked, and is woken by the writer's probes (see [`RawWriter`]): up to
+    /// [`READONLY_PROBE`] later after a quiet spell.
+    pub fn open_readonly(obj: impl Into<Id>) -> Result<RawReader> {
+        let obj = obj.into();
+        Ok(RawReader::new(open_stream(&obj, array::DEFAULT_WAIT, Access::ReadOnly)?, Access::ReadOnly))
     }
 
     /// Opens the stream `obj`, waiting up to `timeout` for it to be created (and its header
-    /// to be written). Polls with a bounded back-off (1 ms doubling up to 10 ms) rather than
+    /// to be written). If it had to wait, the first [`next`](Self::next_into) returns the
+    /// stream's first frame (or counts it lost if the ring no longer holds it); else, as
+    /// [`open`](Self::open). Polls with a bounded back-off (1 ms doubling up to 10 ms) rather than
     /// inotify: it works alike for System V keys, and costs at most 100 looks a second.
     pub fn open_wait(obj: impl Into<Id>, timeout: Duration) -> Result<RawReader> {
         let obj = obj.into();
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut waited = false;
         loop {
             let left = timeout.saturating_sub(start.elapsed());
-            match open_stream(&obj, left.min(array::DEFAULT_WAIT)) {
-                Err(Error::NotFound { .. } | Error::NotInitialised { .. }) if !left.is_zero() => {}
+            match open_stream(&obj, left.min(array::DEFAULT_WAIT), Access::ReadWrite) {
+                Err(Error::NotFound { .. } | Error::NotInitialised { .. }) if !left.is_zero() => waited = true,
+                // A stream that appeared while this reader waited is read from its first frame.
+                Ok(stream) if waited => {
+                    return Ok(RawReader { previous: 0, ..RawReader::new(stream, Access::ReadWrite) })
+                }
                 Err(Error::NotFound { object, .. }) => {
                     return Err(Error::NotFound {
                         object,
                         hint: Some("no stream appeared under that name before the timeout"),
                     })
                 }
-                other => return other.map(RawReader::new),
+                other => return other.map(|stream| RawReader::new(stream, Access::ReadWrite)),
             }
             std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(OPEN_POLL_MAX);
         }
     }
 
-    fn new(stream: Stream) -> RawReader {
+    fn new(stream: Stream, access: Access) -> RawReader {
         let previous = stream.last_serial().min(MAX_SERIAL).saturating_sub(1);
         RawReader {
             spin: stream.event.spin(),
             element: stream.geometry.element(),
+            access,
             stream,
             previous,
             restarted: false,
@@ -717,12 +782,14 @@ impl RawReader {
         self.check_buffer(buf.len())?;
         self.follow_restart(false);
         for _ in 0..READ_ATTEMPTS {
-            let last = self.stream.last_serial();
+            let last = self.stream.last_serial().min(MAX_SERIAL);
             let oldest = self.oldest(last);
-            for serial in (oldest..=last).rev() {
+            let mut below = last;
+            while let Some(serial) = self.stream.complete_serial(oldest, below, Newest) {
                 if let Some(times) = self.stream.read_frame(serial, buf)? {
                     return Ok(Some(self.returned(serial, times)));
                 }
+                below = serial - 1;
             }
             if self.stream.last_serial() == last {
                 break;
@@ -739,11 +806,13 @@ impl RawReader {
             if last <= self.previous || last > MAX_SERIAL {
                 return Ok(None);
             }
-            let first = self.oldest(last).max(self.previous + 1);
-            for serial in first..=last {
+            let mut first = self.oldest(last).max(self.previous + 1);
+            while let Some(serial) = self.stream.complete_serial(first, last, Oldest) {
                 if let Some(times) = self.stream.read_frame(serial, buf)? {
                     return Ok(Some(self.returned(serial, times)));
                 }
+                // Overwritten during the copy: a newer one.
+                first = serial + 1;
             }
             if self.stream.last_serial() == last {
                 // Nothing readable although the serial says so: a gap in the serials
@@ -798,7 +867,7 @@ impl RawReader {
             return;
         }
         // Another object under the name, or none: a stream made anew is read from serial 1.
-        if let Ok(mut stream) = open_stream(&self.stream.opened_as, Duration::ZERO) {
+        if let Ok(mut stream) = open_stream(&self.stream.opened_as, Duration::ZERO, self.access) {
             stream.event.set_spin(self.spin);
             self.stream = stream;
             self.previous = 0;
@@ -847,10 +916,13 @@ impl RawReader {
 }
 
 /// Opens `obj` as a stream: read-write if permitted, else read-only.
-fn open_stream(obj: &Id, wait: Duration) -> Result<Stream> {
-    let shm = match SharedMemory::open(obj.clone()) {
-        Err(Error::PermissionDenied { .. }) => SharedMemory::open_readonly(obj.clone())?,
-        other => other?,
+fn open_stream(obj: &Id, wait: Duration, access: Access) -> Result<Stream> {
+    let shm = match access {
+        Access::ReadOnly => SharedMemory::open_readonly(obj.clone())?,
+        Access::ReadWrite => match SharedMemory::open(obj.clone()) {
+            Err(Error::PermissionDenied { .. }) => SharedMemory::open_readonly(obj.clone())?,
+            other => other?,
+        },
     };
     Stream::wrap(shm, obj.clone(), wait)
 }
