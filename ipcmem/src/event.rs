@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,12 @@ impl Event {
         let repr = NonNull::new(address)
             .ok_or_else(|| Error::InvalidArgument { object: object(), reason: "the mapping has no address".into() })?;
         let readonly = shm.is_readonly();
+        if !readonly {
+            // The count and waiter words are 32-bit atomics: claimed at that width, so that no
+            // view of another width can be made over them through this mapping (see
+            // `access::claims`). A read-only handle only loads, and loads of any width may race.
+            shm.claim::<AtomicU32>(offset, 2)?;
+        }
         let single_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
         let spin = if single_cpu { Duration::ZERO } else { Event::DEFAULT_SPIN };
         let host: Arc<dyn AsSharedMemory> = Arc::clone(host) as Arc<dyn AsSharedMemory>;
@@ -168,7 +174,11 @@ impl Event {
     /// The number of notifications so far (wrapping): read it before checking the condition,
     /// then [`wait`](Self::wait) for a change.
     pub fn value(&self) -> u32 {
-        self.repr().count.load(Ordering::SeqCst)
+        // Relaxed, then a fence: the mapping may be read-only, where std allows only relaxed
+        // atomic loads.
+        let value = self.repr().count.load(Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        value
     }
 
     /// Waits until the count differs from `seen`, and returns it. What the notifier wrote
@@ -233,7 +243,14 @@ impl Event {
     /// Spins until the count differs from `seen` or the spin budget (or the deadline) is spent.
     fn spin_until(&self, seen: u32, deadline: Option<Instant>) -> Option<u32> {
         let count = &self.repr().count;
-        let changed = || Some(count.load(Ordering::Acquire)).filter(|value| *value != seen);
+        // Relaxed load (read-only mappings allow no other), and an acquire fence once it changed.
+        let changed = || {
+            let value = count.load(Ordering::Relaxed);
+            (value != seen).then(|| {
+                fence(Ordering::Acquire);
+                value
+            })
+        };
         if let Some(value) = changed() {
             return Some(value);
         }
@@ -268,8 +285,13 @@ impl Event {
             repr.waiters.fetch_add(1, Ordering::SeqCst);
         }
         let result = loop {
-            let value = repr.count.load(Ordering::SeqCst);
+            // The fence orders the registration above before the load, as a SeqCst load would
+            // (a notifier sees the waiter, or this sees the notification); the load itself is
+            // relaxed, the only kind std allows on a read-only mapping.
+            fence(Ordering::SeqCst);
+            let value = repr.count.load(Ordering::Relaxed);
             if value != seen {
+                fence(Ordering::Acquire);
                 break Ok(Some(value));
             }
             // Every sleep is bounded by RECHECK: should garbage zero the waiter count, so that
