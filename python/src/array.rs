@@ -18,18 +18,54 @@ use ipcmem::{Id, Outcome, SharedMemory, ShmOptions};
 macro_rules! with_element {
     ($element:expr, $T:ident => $body:expr) => {
         match $element {
-            ElementType::I8 => { type $T = i8; $body }
-            ElementType::U8 => { type $T = u8; $body }
-            ElementType::I16 => { type $T = i16; $body }
-            ElementType::U16 => { type $T = u16; $body }
-            ElementType::I32 => { type $T = i32; $body }
-            ElementType::U32 => { type $T = u32; $body }
-            ElementType::I64 => { type $T = i64; $body }
-            ElementType::U64 => { type $T = u64; $body }
-            ElementType::F32 => { type $T = f32; $body }
-            ElementType::F64 => { type $T = f64; $body }
-            ElementType::C32 => { type $T = Complex32; $body }
-            ElementType::C64 => { type $T = Complex64; $body }
+            ElementType::I8 => {
+                type $T = i8;
+                $body
+            }
+            ElementType::U8 => {
+                type $T = u8;
+                $body
+            }
+            ElementType::I16 => {
+                type $T = i16;
+                $body
+            }
+            ElementType::U16 => {
+                type $T = u16;
+                $body
+            }
+            ElementType::I32 => {
+                type $T = i32;
+                $body
+            }
+            ElementType::U32 => {
+                type $T = u32;
+                $body
+            }
+            ElementType::I64 => {
+                type $T = i64;
+                $body
+            }
+            ElementType::U64 => {
+                type $T = u64;
+                $body
+            }
+            ElementType::F32 => {
+                type $T = f32;
+                $body
+            }
+            ElementType::F64 => {
+                type $T = f64;
+                $body
+            }
+            ElementType::C32 => {
+                type $T = Complex32;
+                $body
+            }
+            ElementType::C64 => {
+                type $T = Complex64;
+                $body
+            }
         }
     };
 }
@@ -149,7 +185,8 @@ impl PySharedArray {
         if let Some(array) = &self.array {
             return Ok(array.clone_ref(py));
         }
-        let layout = Layout { offset: self.header.data_offset(), element: self.header.element(), dims: self.header.dims() };
+        let layout =
+            Layout { offset: self.header.data_offset(), element: self.header.element(), dims: self.header.dims() };
         let array = view::array(py, self.handle()?, &layout)?.unbind();
         self.array = Some(array.clone_ref(py));
         Ok(array)

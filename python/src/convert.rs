@@ -48,7 +48,9 @@ pub fn to_dims(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
     }
     shape
         .try_iter()
-        .map_err(|_| PyTypeError::new_err(format!("a shape is an int or a sequence of ints, not {}", type_name(shape))))?
+        .map_err(|_| {
+            PyTypeError::new_err(format!("a shape is an int or a sequence of ints, not {}", type_name(shape)))
+        })?
         .map(|dim| to_usize(&dim?, "a dimension"))
         .collect()
 }

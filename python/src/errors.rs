@@ -3,8 +3,8 @@
 //! (`FileNotFoundError`, `ValueError`, ...), and carrying the Rust message as it is.
 
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyFileNotFoundError, PyMemoryError, PyOSError, PyPermissionError,
-    PyTimeoutError, PyValueError,
+    PyException, PyFileExistsError, PyFileNotFoundError, PyMemoryError, PyOSError, PyPermissionError, PyTimeoutError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

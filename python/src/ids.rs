@@ -27,11 +27,11 @@ impl PyKey {
     /// The key of raw value `raw` (a 32-bit number; the bits of `key_t`).
     #[new]
     fn new(raw: &Bound<'_, PyAny>) -> PyResult<PyKey> {
-        let raw = raw.extract::<i64>().ok().and_then(|raw| {
-            i32::try_from(raw).ok().or_else(|| u32::try_from(raw).ok().map(u32::cast_signed))
-        });
-        raw.map(|raw| PyKey(ipcmem::Key::from_raw(raw)))
-            .ok_or_else(|| invalid("key", "a key is a 32-bit integer"))
+        let raw = raw
+            .extract::<i64>()
+            .ok()
+            .and_then(|raw| i32::try_from(raw).ok().or_else(|| u32::try_from(raw).ok().map(u32::cast_signed)));
+        raw.map(|raw| PyKey(ipcmem::Key::from_raw(raw))).ok_or_else(|| invalid("key", "a key is a 32-bit integer"))
     }
 
     /// The key that `ftok(3)` derives from an existing file and a project number 1..=255; two
