@@ -542,7 +542,7 @@ fn read_header(shm: &SharedMemory) -> Result<Header> {
 }
 
 /// Reads the header of `shm`, waiting up to `wait` for one still being written.
-fn await_header(shm: &SharedMemory, wait: Duration) -> Result<Header> {
+pub(crate) fn await_header(shm: &SharedMemory, wait: Duration) -> Result<Header> {
     let start = Instant::now();
     let mut pause = Duration::from_micros(50);
     loop {
@@ -791,7 +791,7 @@ fn new_header<T: Element>(id: &Id, dims: &[usize]) -> Result<Header> {
 
 /// Writes `header` into the new object `shm`: every field, then the magic with a release
 /// store, so that a reader that sees the magic sees the rest.
-fn write_header(shm: &SharedMemory, header: &Header) -> Result<()> {
+pub(crate) fn write_header(shm: &SharedMemory, header: &Header) -> Result<()> {
     let bytes = header.encode();
     shm.write_at(4, &bytes[4..])?;
     shm.atomic_u32s(0, 1)?[0].store(MAGIC, Ordering::Release);
@@ -1016,6 +1016,12 @@ impl<T: Element> SharedArray<T> {
     /// Marks the object for destruction; see [`SharedMemory::remove`].
     pub fn remove(&self) -> Result<()> {
         self.shm.remove()
+    }
+}
+
+impl<T: Element> crate::shm::AsSharedMemory for SharedArray<T> {
+    fn as_shared_memory(&self) -> &SharedMemory {
+        &self.shm
     }
 }
 

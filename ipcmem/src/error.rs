@@ -137,6 +137,25 @@ pub enum Error {
         /// How long the opener waited.
         waited: Duration,
     },
+    /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
+    /// see [`crate::stream`].
+    #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
+    WriterGone {
+        /// The stream.
+        object: String,
+        /// The writer's process id, as the stream recorded it.
+        pid: u32,
+        /// `"its process died"` or `"it closed the stream"`.
+        reason: &'static str,
+    },
+    /// An object whose stream control block breaks the layout (see [`crate::stream`]).
+    #[error("{object}: not a valid frame stream: {reason}")]
+    BadStream {
+        /// The object.
+        object: String,
+        /// The check of the layout that the control block breaks.
+        reason: String,
+    },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
     Os {
@@ -276,6 +295,8 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
+            | Self::WriterGone { object, .. }
+            | Self::BadStream { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -291,7 +312,8 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
-            Self::BadHeader { .. } | Self::TypeMismatch { .. } => io::ErrorKind::InvalidData,
+            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadStream { .. } => io::ErrorKind::InvalidData,
+            Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
