@@ -3,8 +3,9 @@
 POSIX objects (``"/name"``) and System V segments (``Key``, ``ShmId``, ``PRIVATE``), made and
 opened with :class:`SharedMemory`; typed N-dimensional arrays viewed as NumPy arrays without
 copy (:class:`SharedArray`), in the layout Rust, Julia and the ``ipcmem`` command share;
-waits between processes (:class:`Event`, :class:`Semaphore`) that release the GIL; and
-:func:`gc` for the volatile objects of crashed processes.
+frame streams (:class:`StreamWriter`, :class:`StreamReader`) that never return a torn frame
+and count every lost one; waits between processes (:class:`Event`, :class:`Semaphore`) that
+release the GIL; and :func:`gc` for the volatile objects of crashed processes.
 
 Objects are *volatile* by default: destroyed when the last handle, in any process and any
 language, is gone. Nothing is removed behind your back: opening an object never registers it
@@ -25,6 +26,7 @@ from ._ipcmem import (
     AlreadyExists,
     Error,
     Event,
+    FrameInfo,
     InvalidArgument,
     Key,
     LimitExceeded,
@@ -36,7 +38,10 @@ from ._ipcmem import (
     SharedArray,
     SharedMemory,
     ShmId,
+    StreamReader,
+    StreamWriter,
     Timeout,
+    WriterGone,
     gc,
     page_size,
     shmrm,
@@ -49,6 +54,7 @@ __all__ = [
     "AlreadyExists",
     "Error",
     "Event",
+    "FrameInfo",
     "InvalidArgument",
     "Key",
     "LimitExceeded",
@@ -60,7 +66,10 @@ __all__ = [
     "SharedArray",
     "SharedMemory",
     "ShmId",
+    "StreamReader",
+    "StreamWriter",
     "Timeout",
+    "WriterGone",
     "gc",
     "page_size",
     "shmrm",

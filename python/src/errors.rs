@@ -3,8 +3,8 @@
 //! (`FileNotFoundError`, `ValueError`, ...), and carrying the Rust message as it is.
 
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyFileNotFoundError, PyMemoryError, PyOSError, PyPermissionError, PyTimeoutError,
-    PyValueError,
+    PyEOFError, PyException, PyFileExistsError, PyFileNotFoundError, PyMemoryError, PyOSError, PyPermissionError,
+    PyTimeoutError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -23,12 +23,13 @@ struct Classes {
     out_of_memory: Py<PyType>,
     limit_exceeded: Py<PyType>,
     os_error: Py<PyType>,
+    writer_gone: Py<PyType>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
 
 /// The classes in the order the module exports them: (name, built-in base, docstring).
-fn specs(py: Python<'_>) -> [(&'static str, Bound<'_, PyType>, &'static str); 8] {
+fn specs(py: Python<'_>) -> [(&'static str, Bound<'_, PyType>, &'static str); 9] {
     [
         ("NotFound", py.get_type::<PyFileNotFoundError>(), "The object does not exist."),
         ("AlreadyExists", py.get_type::<PyFileExistsError>(), "An exclusive creation found the object already there."),
@@ -50,6 +51,11 @@ fn specs(py: Python<'_>) -> [(&'static str, Bound<'_, PyType>, &'static str); 8]
             "A system limit (SHMMAX, SHMMNI, SHMALL, space in /dev/shm, open files, huge pages, RLIMIT_MEMLOCK) stands in the way.",
         ),
         ("OsError", py.get_type::<PyOSError>(), "Any other failed system call; `errno` tells which error."),
+        (
+            "WriterGone",
+            py.get_type::<PyEOFError>(),
+            "A stream's writer closed it or died, and every frame it published was read.",
+        ),
     ]
 }
 
@@ -87,6 +93,7 @@ fn make_classes(py: Python<'_>) -> PyResult<Classes> {
         out_of_memory: next()?,
         limit_exceeded: next()?,
         os_error: next()?,
+        writer_gone: next()?,
     })
 }
 
@@ -110,6 +117,7 @@ impl Classes {
             "OutOfMemory" => &self.out_of_memory,
             "LimitExceeded" => &self.limit_exceeded,
             "OsError" => &self.os_error,
+            "WriterGone" => &self.writer_gone,
             _ => &self.error,
         }
     }
@@ -125,6 +133,7 @@ impl Classes {
             Error::LimitExceeded { limit: Limit::Memory, .. } => (&self.out_of_memory, Some(libc::ENOMEM)),
             Error::LimitExceeded { limit, .. } => (&self.limit_exceeded, Some(limit_errno(*limit))),
             Error::Os { errno, .. } => (&self.os_error, Some(errno.raw_os_error())),
+            Error::WriterGone { .. } => (&self.writer_gone, None),
             _ => (&self.invalid_argument, None),
         }
     }
@@ -174,4 +183,23 @@ impl<T> OrRaise<T> for ipcmem::Result<T> {
     fn or_raise(self) -> PyResult<T> {
         self.map_err(to_py)
     }
+}
+
+/// An `ipcmem.Timeout` (a `TimeoutError`) about `object`: a wait of the binding ran out.
+pub fn timeout(object: &dyn std::fmt::Display, reason: &str) -> PyErr {
+    Python::attach(|py| {
+        let made = CLASSES.get_or_try_init(py, || make_classes(py)).and_then(|classes| {
+            let message = format!("{object}: {reason}");
+            let exception = classes.timeout.bind(py).call1((message,))?;
+            exception.setattr("object", object.to_string())?;
+            exception.setattr("errno", libc::ETIMEDOUT)?;
+            Ok(PyErr::from_value(exception))
+        });
+        made.unwrap_or_else(|failure| failure)
+    })
+}
+
+/// Whether `error` is an `ipcmem.WriterGone`.
+pub fn is_writer_gone(py: Python<'_>, error: &PyErr) -> bool {
+    CLASSES.get(py).is_some_and(|classes| error.get_type(py).is_subclass(classes.writer_gone.bind(py)).unwrap_or(false))
 }

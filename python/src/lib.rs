@@ -9,6 +9,7 @@ mod convert;
 mod errors;
 mod ids;
 mod memory;
+mod stream;
 mod sync;
 mod view;
 
@@ -30,6 +31,9 @@ fn _ipcmem(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<array::PySharedArray>()?;
     module.add_class::<sync::PyEvent>()?;
     module.add_class::<sync::PySemaphore>()?;
+    module.add_class::<stream::PyStreamWriter>()?;
+    module.add_class::<stream::PyStreamReader>()?;
+    module.add_class::<stream::PyFrameInfo>()?;
     module.add_class::<view::Mapping>()?;
     module.add_function(wrap_pyfunction!(memory::shmrm, module)?)?;
     module.add_function(wrap_pyfunction!(sync::collect_garbage, module)?)?;

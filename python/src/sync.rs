@@ -22,7 +22,7 @@ pub const SIGNAL_CHECK: Duration = Duration::from_millis(50);
 pub fn wait_in_slices<T: Send>(
     py: Python<'_>,
     timeout: Option<Duration>,
-    attempt: impl Fn(Duration) -> ipcmem::Result<Option<T>> + Sync,
+    mut attempt: impl FnMut(Duration) -> ipcmem::Result<Option<T>> + Send,
 ) -> PyResult<Option<T>> {
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     loop {
