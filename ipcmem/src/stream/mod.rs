@@ -192,6 +192,93 @@ pub fn inspect_memory(shm: SharedMemory) -> Result<StreamInfo> {
     raw::read_info(shm, obj)
 }
 
+/// What the stream `obj` is, if it is a valid stream now; `None` otherwise, whatever the
+/// reason. Never waits and never fails: for listings. A POSIX object is read as a file
+/// (`pread`), neither mapped nor locked, so that looking cannot change when a volatile object
+/// is destroyed; a System V segment is attached read-only for the moment of the read.
+pub fn try_inspect(obj: impl Into<Id>) -> Option<StreamInfo> {
+    use std::os::unix::fs::FileExt;
+    match obj.into() {
+        Id::Name(name) => {
+            let (file, object_len) = crate::array::open_for_peek(&name)?;
+            let header = crate::array::peek_header(&file, object_len)?;
+            if !layout::may_be_stream(&header) {
+                return None;
+            }
+            let control = header.object_size().checked_next_multiple_of(CONTROL_ALIGN)?;
+            let mut fixed = [0; CONTROL_FIXED_SIZE];
+            file.read_exact_at(&mut fixed, u64::try_from(control).ok()?).ok()?;
+            let geometry = check_control(&header, object_len, &fixed).ok()?;
+            // Bounded by the object's size (checked above).
+            let mut bytes = vec![0; geometry.object_size() - control];
+            file.read_exact_at(&mut bytes, u64::try_from(control).ok()?).ok()?;
+            Some(info_from_control(&geometry, &bytes))
+        }
+        id => {
+            let shm = SharedMemory::open_readonly(id).ok()?;
+            if !crate::array::try_inspect_memory(&shm).is_some_and(|header| layout::may_be_stream(&header)) {
+                return None;
+            }
+            inspect_memory(shm).ok()
+        }
+    }
+}
+
+/// The figures of a stream from a copy of its control block (`control`, the whole block).
+fn info_from_control(geometry: &Geometry, control: &[u8]) -> StreamInfo {
+    use layout::field;
+    let u64_at = |at: usize| control.get(at..at + 8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_ne_bytes);
+    let u32_at = |at: usize| control.get(at..at + 4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_ne_bytes);
+    let state = u32_at(field::WRITER_STATE);
+    let identity = liveness::ProcessIdentity {
+        pid: u32_at(field::WRITER_PID),
+        start: u64_at(field::WRITER_START),
+        pidns: u64_at(field::WRITER_PIDNS),
+    };
+    let writer = match layout::WriterState::from_word(state) {
+        Some(layout::WriterState::None) => WriterStatus::None,
+        Some(layout::WriterState::Closed) => WriterStatus::Closed,
+        Some(layout::WriterState::Active | layout::WriterState::Claiming) => match identity.liveness() {
+            liveness::Liveness::Alive => WriterStatus::Alive,
+            liveness::Liveness::Dead => WriterStatus::Dead,
+            liveness::Liveness::Unknown => WriterStatus::Unknown,
+        },
+        None => WriterStatus::Invalid(state),
+    };
+    // The rate over the last second, from the publication times of complete frames in the ring.
+    let now = now_ns();
+    let mut recent: Vec<(u64, u64)> = (0..geometry.slots)
+        .filter_map(|slot| {
+            let entry = field::SLOTS_TABLE + slot * SLOT_ENTRY_SIZE;
+            let seq = u64_at(entry + field::SLOT_SEQ);
+            let published = u64_at(entry + field::SLOT_PUBLISHED_NS);
+            let complete = seq != 0 && seq % 2 == 0;
+            (complete && now.saturating_sub(published) <= 1_000_000_000).then_some((seq / 2, published))
+        })
+        .collect();
+    recent.sort_unstable();
+    let rate_hz = match (recent.first(), recent.last()) {
+        (Some(&(s0, t0)), Some(&(s1, t1))) if s1 > s0 && t1 > t0 => {
+            #[allow(clippy::cast_precision_loss)] // a rate, to a few digits
+            let rate = (s1 - s0) as f64 / ((t1 - t0) as f64 * 1e-9);
+            Some(rate)
+        }
+        _ => None,
+    };
+    StreamInfo {
+        element: geometry.element(),
+        frame_dims: geometry.frame_dims().to_vec(),
+        slots: geometry.slots(),
+        frame_bytes: geometry.frame_bytes(),
+        last_serial: u64_at(field::LAST_SERIAL),
+        last_published_ns: u64_at(field::LAST_PUBLISHED_NS),
+        created_ns: u64_at(field::CREATED_NS),
+        rate_hz,
+        writer_pid: identity.pid,
+        writer,
+    }
+}
+
 /// `640x480`.
 pub(crate) fn dims_text(dims: &[usize]) -> String {
     dims.iter().map(ToString::to_string).collect::<Vec<_>>().join("x")
@@ -294,6 +381,19 @@ impl StreamOptions {
         slots: usize,
     ) -> Result<(RawWriter, Outcome)> {
         RawWriter::create_or_attach_with(&self.shm, &obj.into(), element, frame_dims, slots)
+    }
+
+    /// Makes a new stream without becoming its writer, as `ipcmem stream create` does: readers
+    /// wait for a writer, which [`attach_raw`](Self::attach_raw) makes. Returns the object's
+    /// handle (a volatile stream lives as long as some handle holds it).
+    pub fn create_without_writer(
+        &self,
+        obj: impl Into<Id>,
+        element: ElementType,
+        frame_dims: &[usize],
+        slots: usize,
+    ) -> Result<SharedMemory> {
+        RawWriter::create_object_only(&self.shm, &obj.into(), element, frame_dims, slots)
     }
 
     /// As [`create_raw`](Self::create_raw), typed.

@@ -233,6 +233,18 @@ impl RawWriter {
         Err(Error::AlreadyExists { object: obj.to_string() })
     }
 
+    pub(super) fn create_object_only(
+        options: &ShmOptions,
+        obj: &Id,
+        element: ElementType,
+        frame_dims: &[usize],
+        slots: usize,
+    ) -> Result<SharedMemory> {
+        let geometry = Geometry::new(element, frame_dims, slots)
+            .map_err(|reason| Error::InvalidArgument { object: obj.to_string(), reason })?;
+        create_object(options, obj, &geometry)
+    }
+
     pub(super) fn attach_with(options: &ShmOptions, obj: Id, wait: Duration) -> Result<RawWriter> {
         let shm = options.clone().readonly(false).open(obj.clone())?;
         RawWriter::claim(Stream::wrap(shm, obj, wait)?, false)
@@ -843,52 +855,11 @@ fn open_stream(obj: &Id, wait: Duration) -> Result<Stream> {
     Stream::wrap(shm, obj.clone(), wait)
 }
 
-/// What [`inspect`](super::inspect) reads of an open stream.
+/// What [`inspect`](super::inspect) reads of an open stream: a copy of its control block.
 pub(super) fn read_info(shm: SharedMemory, obj: Id) -> Result<super::StreamInfo> {
     let stream = Stream::wrap(shm, obj, Duration::ZERO)?;
     let g = &stream.geometry;
-    let last_serial = stream.last_serial();
-    let last_published_ns = stream.word(g.field(field::LAST_PUBLISHED_NS)).load(Ordering::Relaxed);
-    let created_ns = stream.word(g.field(field::CREATED_NS)).load(Ordering::Relaxed);
-    let (state, raw, writer) = stream.writer_record();
-    let writer_status = match state {
-        Some(WriterState::None) => super::WriterStatus::None,
-        Some(WriterState::Closed) => super::WriterStatus::Closed,
-        Some(WriterState::Active | WriterState::Claiming) => match writer.liveness() {
-            Liveness::Alive => super::WriterStatus::Alive,
-            Liveness::Dead => super::WriterStatus::Dead,
-            Liveness::Unknown => super::WriterStatus::Unknown,
-        },
-        None => super::WriterStatus::Invalid(raw),
-    };
-    // The rate over the last second, from the publication times still in the ring.
-    let now = now_ns();
-    let mut times: Vec<(u64, u64)> = (0..g.slots)
-        .filter_map(|slot| {
-            let seq = stream.word(g.slot_field(slot, field::SLOT_SEQ)).load(Ordering::Acquire);
-            let published = stream.word(g.slot_field(slot, field::SLOT_PUBLISHED_NS)).load(Ordering::Relaxed);
-            (seq != 0 && seq % 2 == 0 && now.saturating_sub(published) <= 1_000_000_000).then_some((seq / 2, published))
-        })
-        .collect();
-    times.sort_unstable();
-    let rate_hz = match (times.first(), times.last()) {
-        (Some(&(s0, t0)), Some(&(s1, t1))) if s1 > s0 && t1 > t0 => {
-            #[allow(clippy::cast_precision_loss)]
-            let rate = (s1 - s0) as f64 / ((t1 - t0) as f64 * 1e-9);
-            Some(rate)
-        }
-        _ => None,
-    };
-    Ok(super::StreamInfo {
-        element: g.element(),
-        frame_dims: g.frame_dims().to_vec(),
-        slots: g.slots,
-        frame_bytes: g.frame_bytes,
-        last_serial,
-        last_published_ns,
-        created_ns,
-        rate_hz,
-        writer_pid: writer.pid,
-        writer: writer_status,
-    })
+    let mut control = vec![0; g.object_size() - g.control_offset()];
+    stream.shm.read_at(g.control_offset(), &mut control)?;
+    Ok(super::info_from_control(g, &control))
 }
