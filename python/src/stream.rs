@@ -53,14 +53,14 @@ impl PyFrameInfo {
     #[getter]
     #[allow(clippy::cast_precision_loss)] // a float of seconds, as time.time()
     fn acquired(&self) -> f64 {
-        self.acquired_ns as f64 * 1e-9
+        self.acquired_ns as f64 / 1e9
     }
 
     /// When the frame was published, in seconds since the Unix epoch.
     #[getter]
     #[allow(clippy::cast_precision_loss)]
     fn published(&self) -> f64 {
-        self.published_ns as f64 * 1e-9
+        self.published_ns as f64 / 1e9
     }
 
     fn __repr__(&self) -> String {
