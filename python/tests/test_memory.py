@@ -162,3 +162,19 @@ def test_python_holder_keeps_a_volatile_object_of_the_command(cli, name):
     finally:
         stop(holder)
     wait_for(lambda: not exists(path), what=f"{path} removed by its last holder")
+
+
+def test_python_exit_removes_nothing_it_opened(cli, name):
+    path = name()
+    cli("create", path, 4096)  # persistent
+    try:
+        code = (
+            "import multiprocessing.shared_memory, ipcmem, sys\n"  # the tracker's module, loaded
+            "shm = ipcmem.SharedMemory(sys.argv[1]); arr = __import__('numpy').frombuffer(shm.buf, 'u1')\n"
+            "shm.buf[0] = 9\n"
+        )
+        run_python(code, path)
+        assert exists(path), "nothing registered with a resource tracker, nothing unlinked at exit"
+        assert cli("read", path, "--length", 1).stdout == b"\x09"
+    finally:
+        cli("rm", path)

@@ -13,16 +13,16 @@ from test_sync import progress_while
 
 
 def test_python_reader_of_a_full_speed_rust_writer(cli, name):
-    path, published = name("stream"), 3000
-    cli("stream", "create", path, "u16", "256x128", "--slots", 4)  # no writer yet, persistent
+    path, published = name("stream"), 2000
+    cli("stream", "create", path, "u16", "128x64", "--slots", 4)  # no writer yet, persistent
     try:
         reader = ipcmem.StreamReader.open(path)
-        assert (reader.dtype, reader.frame_shape, reader.slots) == (np.uint16, (256, 128), 4)
+        assert (reader.dtype, reader.frame_shape, reader.slots) == (np.uint16, (128, 64), 4)
         writer = cli.start("stream", "publish", path, "--count", published)  # as fast as it can
         returned = lost = last = 0
         try:
             for frame, info in reader:  # stops when the writer closes the stream
-                assert frame.shape == (256, 128) and frame.flags.f_contiguous and frame.flags.owndata
+                assert frame.shape == (128, 64) and frame.flags.f_contiguous and frame.flags.owndata
                 value = info.serial % 65536  # frame n holds n, as u16
                 assert frame.min() == frame.max() == value, f"frame {info.serial} is torn or wrong"
                 assert info.serial == last + info.lost + 1 and info.published >= info.acquired > 0
@@ -31,7 +31,8 @@ def test_python_reader_of_a_full_speed_rust_writer(cli, name):
         finally:
             stop(writer)
         assert last == published and returned + lost == published, (returned, lost)
-        assert returned > 0
+        assert returned > 1
+        print(f"returned {returned}, lost {lost} of {published}")
         reader.close()
     finally:
         cli("rm", path)
