@@ -121,7 +121,8 @@ impl PySharedArray {
     /// `volatile` (default True), `prefault`, `huge_pages`, `lock`, `reserve`.
     #[staticmethod]
     #[pyo3(signature = (obj, dtype, shape, *, perms = None, volatile = true,
-                        prefault = false, huge_pages = false, lock = false, reserve = false))]
+                        prefault = false, huge_pages = false, lock = false, reserve = false),
+            text_signature = "(obj, dtype, shape, *, perms=0o600, volatile=True, prefault=False, huge_pages=False, lock=False, reserve=False)")]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn create(
         obj: &Bound<'_, PyAny>,
@@ -159,7 +160,8 @@ impl PySharedArray {
     /// Opens the array if it exists (it must have this `dtype` and `shape`), else makes it:
     /// ``(handle, created)``.
     #[staticmethod]
-    #[pyo3(signature = (obj, dtype, shape, *, perms = None, volatile = true))]
+    #[pyo3(signature = (obj, dtype, shape, *, perms = None, volatile = true),
+            text_signature = "(obj, dtype, shape, *, perms=0o600, volatile=True)")]
     fn open_or_create(
         obj: &Bound<'_, PyAny>,
         dtype: &Bound<'_, PyAny>,

@@ -86,7 +86,8 @@ impl PySharedMemory {
     /// the call returns), `lock` (mlock while the handle lives).
     #[new]
     #[pyo3(signature = (obj, size = None, *, perms = None, volatile = true, readonly = false, create = None,
-                        prefault = false, huge_pages = false, lock = false, reserve = false))]
+                        prefault = false, huge_pages = false, lock = false, reserve = false),
+            text_signature = "(obj, size=None, *, perms=0o600, volatile=True, readonly=False, create=None, prefault=False, huge_pages=False, lock=False, reserve=False)")]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn new(
         obj: &Bound<'_, PyAny>,
@@ -127,7 +128,8 @@ impl PySharedMemory {
     /// one creates. A System V key needs `volatile=False` (a volatile segment loses its key).
     #[staticmethod]
     #[pyo3(signature = (obj, size, *, perms = None, volatile = true, readonly = false,
-                        prefault = false, huge_pages = false, lock = false, reserve = false))]
+                        prefault = false, huge_pages = false, lock = false, reserve = false),
+            text_signature = "(obj, size, *, perms=0o600, volatile=True, readonly=False, prefault=False, huge_pages=False, lock=False, reserve=False)")]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn open_or_create(
         obj: &Bound<'_, PyAny>,
@@ -195,7 +197,8 @@ impl PySharedMemory {
     }
 
     /// Copies `length` bytes at `offset` (default: up to the end) into a new ``bytes``.
-    #[pyo3(signature = (offset = None, length = None))]
+    #[pyo3(signature = (offset = None, length = None),
+            text_signature = "($self, offset=0, length=None)")]
     fn read<'py>(
         &self,
         py: Python<'py>,
@@ -215,7 +218,8 @@ impl PySharedMemory {
 
     /// Copies `data` (any bytes-like object) to `offset`; `PermissionDenied` on a read-only
     /// handle.
-    #[pyo3(signature = (data, offset = None))]
+    #[pyo3(signature = (data, offset = None),
+            text_signature = "($self, data, offset=0)")]
     fn write(&self, data: &Bound<'_, PyAny>, offset: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let offset = offset.map(|offset| to_usize(offset, "offset")).transpose()?.unwrap_or(0);
         // bytes(data): a copy, but the one way to read any bytes-like object under abi3 (the

@@ -114,7 +114,8 @@ impl PyStreamWriter {
     /// `volatile` (default True), `prefault`, `huge_pages`, `lock`, `reserve`.
     #[staticmethod]
     #[pyo3(signature = (obj, dtype, frame_shape, slots, *, perms = None, volatile = true,
-                        prefault = false, huge_pages = false, lock = false, reserve = false))]
+                        prefault = false, huge_pages = false, lock = false, reserve = false),
+            text_signature = "(obj, dtype, frame_shape, slots, *, perms=0o600, volatile=True, prefault=False, huge_pages=False, lock=False, reserve=False)")]
     #[allow(clippy::too_many_arguments, clippy::fn_params_excessive_bools)]
     fn create(
         obj: &Bound<'_, PyAny>,

@@ -82,7 +82,8 @@ impl PyEvent {
     /// The event at `offset` of `memory` (a writable ``SharedMemory`` or ``SharedArray``);
     /// `spin`: seconds a wait spins before it sleeps (default 20 µs; 0 sleeps at once).
     #[new]
-    #[pyo3(signature = (memory, offset = None, *, spin = None))]
+    #[pyo3(signature = (memory, offset = None, *, spin = None),
+            text_signature = "(memory, offset=0, *, spin=None)")]
     fn new(memory: &Bound<'_, PyAny>, offset: Option<&Bound<'_, PyAny>>, spin: Option<f64>) -> PyResult<PyEvent> {
         let shm = self::memory(memory)?;
         let offset = offset.map(|offset| to_usize(offset, "offset")).transpose()?.unwrap_or(0);
@@ -161,7 +162,8 @@ impl PySemaphore {
     /// Makes the named semaphore `name` (``"/NAME"``) with `value`; raises `AlreadyExists` if
     /// it exists. Volatile (removed with its last ipcmem handle) unless told otherwise.
     #[staticmethod]
-    #[pyo3(signature = (name, value = 0, *, perms = None, volatile = true))]
+    #[pyo3(signature = (name, value = 0, *, perms = None, volatile = true),
+            text_signature = "(name, value=0, *, perms=0o600, volatile=True)")]
     fn create(name: &str, value: u32, perms: Option<&Bound<'_, PyAny>>, volatile: bool) -> PyResult<PySemaphore> {
         let perms = perms.map(to_perms).transpose()?.unwrap_or(0o600);
         let sem = ipcmem::Semaphore::options().perms(perms).volatile(volatile).create(name, value).or_raise()?;
@@ -177,7 +179,8 @@ impl PySemaphore {
     /// Opens the named semaphore if it exists, else makes it with `value`:
     /// ``(semaphore, created)``.
     #[staticmethod]
-    #[pyo3(signature = (name, value = 0, *, perms = None, volatile = true))]
+    #[pyo3(signature = (name, value = 0, *, perms = None, volatile = true),
+            text_signature = "(name, value=0, *, perms=0o600, volatile=True)")]
     fn open_or_create(
         name: &str,
         value: u32,
