@@ -10,9 +10,9 @@ Each reader gets the same writer, one reader at a time (the machine has few core
   writer after each frame (no seqlock: torn frames are counted, by comparing the first and
   last byte, which a uniform frame has equal).
 
-Writers: `ipcmem stream publish` (frame n holds n) at full speed, and at a fixed rate (1 kHz
-by default, an adaptive-optics camera); the shared_memory writer is a Python process doing the
-same with NumPy. Latency is receipt time minus publication time (CLOCK_REALTIME on both sides).
+Writers: a Python process filling frame n with n (NumPy) and publishing it, at full speed and
+at a fixed rate (1 kHz by default, an adaptive-optics camera): with ipcmem.StreamWriter for the
+ipcmem readers, straight into the shared buffer for the polled one. Latency is receipt time minus publication time (CLOCK_REALTIME on both sides).
 
 Run from the repository root, with the package installed in .venv (see .ci/run):
     .venv/bin/python python/bench/stream_reader.py --cli target/release/ipcmem
@@ -51,11 +51,32 @@ def summary(frames, lost, torn, elapsed, latencies):
     }
 
 
-def start_publisher(cli, name, rate):
-    args = [cli, "stream", "publish", name, "--create", "u8", f"{SIDE}x{SIDE}", "--slots", str(SLOTS)]
-    if rate:
-        args += ["--rate", str(rate)]
-    writer = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+IPCMEM_WRITER = """
+import sys, time
+import numpy as np
+import ipcmem
+name, side, slots, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+writer = ipcmem.StreamWriter.create(name, np.uint8, (side, side), slots)
+frame = np.empty((side, side), np.uint8, order="F")
+period = 1 / rate if rate else 0
+next_at = time.perf_counter()
+serial = 0
+while True:
+    serial += 1
+    frame.fill(serial % 256)  # the test pattern of `ipcmem stream publish`: frame n holds n
+    writer.publish(frame)
+    if period:
+        next_at += period
+        while time.perf_counter() < next_at:
+            pass
+"""
+
+
+def start_publisher(name, rate):
+    """A Python process publishing with ipcmem.StreamWriter, as the polled writer below does
+    with multiprocessing.shared_memory (`ipcmem stream publish` makes its test pattern too
+    slowly for 1 MiB frames: about 100 frames/s)."""
+    writer = subprocess.Popen([sys.executable, "-c", IPCMEM_WRITER, name, str(SIDE), str(SLOTS), str(rate or 0)])
     ipcmem.StreamReader.open_wait(name, 10).close()  # it exists now
     return writer
 
@@ -160,7 +181,7 @@ def run(args, case, rate, count):
     name = f"/ipcmem-bench-py-{os.getpid()}-{case}"
     if case == "poll":
         return polling_reader(count, rate)
-    writer = start_publisher(args.cli, name, rate)
+    writer = start_publisher(name, rate)
     try:
         return rust_reader(args.cli, name, count) if case == "rust" else python_reader(name, count)
     finally:

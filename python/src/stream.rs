@@ -2,7 +2,7 @@
 //! `ipcmem.StreamReader` returns each as a fresh NumPy array with its `FrameInfo` (serial,
 //! times, frames lost), never a torn one. Every wait releases the GIL.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use numpy::npyffi::{self, npy_intp, NPY_ARRAY_F_CONTIGUOUS, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
@@ -13,7 +13,7 @@ use pyo3::types::PyTuple;
 use crate::convert::{numpy_name, to_dims, to_element, to_perms, to_timeout, to_usize};
 use crate::errors::{invalid, OrRaise};
 use crate::ids::{from_id, to_id};
-use crate::sync::wait_in_slices;
+use crate::sync::{wait_in_slices, SIGNAL_CHECK};
 use ipcmem::array::ElementType;
 use ipcmem::stream::{FrameInfo, Geometry, RawReader, RawWriter, StreamOptions};
 use ipcmem::Error;
@@ -340,10 +340,17 @@ impl PyStreamReader {
     #[staticmethod]
     #[pyo3(signature = (obj, timeout, *, spin = None))]
     fn open_wait(obj: &Bound<'_, PyAny>, timeout: f64, spin: Option<f64>) -> PyResult<PyStreamReader> {
+        let py = obj.py();
         let id = to_id(obj)?;
-        let timeout = to_timeout(Some(timeout))?.unwrap_or_default();
-        let reader = obj.py().detach(|| RawReader::open_wait(id, timeout)).or_raise()?;
-        PyStreamReader::new_handle(reader, spin)
+        let deadline = Instant::now() + to_timeout(Some(timeout))?.unwrap_or_default();
+        // In slices, as every wait: signals (Ctrl-C) are handled between them.
+        loop {
+            let slice = deadline.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK);
+            match py.detach(|| RawReader::open_wait(id.clone(), slice)) {
+                Err(Error::NotFound { .. }) if Instant::now() < deadline => py.check_signals()?,
+                opened => return PyStreamReader::new_handle(opened.or_raise()?, spin),
+            }
+        }
     }
 
     /// The next frame after the last one returned, as ``(array, FrameInfo)`` (a fresh copy),
