@@ -168,10 +168,6 @@ impl PySharedMemory {
         Ok(self.handle()?.len())
     }
 
-    fn __len__(&self) -> PyResult<usize> {
-        self.size()
-    }
-
     /// The object: its name (``str``) or its System V segment id (``ShmId``).
     #[getter]
     fn id(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
