@@ -11,6 +11,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use crate::array::{ElementType, HeaderError};
+use crate::isio::LayoutError;
 
 /// The result type of ipcmem.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -136,6 +137,23 @@ pub enum Error {
         object: String,
         /// How long the opener waited.
         waited: Duration,
+    },
+    /// A file whose ImageStreamIO metadata breaks the layout (see [`crate::isio`]).
+    #[error("{object}: not a valid ImageStreamIO stream: {reason}")]
+    BadStream {
+        /// The stream (`isio:NAME`).
+        object: String,
+        /// The check of the layout that the file breaks.
+        reason: LayoutError,
+    },
+    /// Others hold what is needed, and waiting did not help: a writer that keeps a frame
+    /// changing, or semaphores all claimed.
+    #[error("{object}: busy: {reason}")]
+    Busy {
+        /// The object.
+        object: String,
+        /// What is busy.
+        reason: String,
     },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
@@ -276,6 +294,8 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
+            | Self::BadStream { object, .. }
+            | Self::Busy { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -291,7 +311,8 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
-            Self::BadHeader { .. } | Self::TypeMismatch { .. } => io::ErrorKind::InvalidData,
+            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadStream { .. } => io::ErrorKind::InvalidData,
+            Self::Busy { .. } => io::ErrorKind::ResourceBusy,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,

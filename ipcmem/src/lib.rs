@@ -49,6 +49,7 @@ pub mod event;
 pub mod gc;
 mod huge;
 pub mod inventory;
+pub mod isio;
 pub mod key;
 pub mod posix;
 mod prefault;
