@@ -53,6 +53,9 @@ pub struct ObjectJson {
     pub locked: Option<bool>,
     /// The count of a named semaphore, `null` if unreadable.
     pub value: Option<u32>,
+    /// An ImageStreamIO stream's `cnt0` and kind (kind `"isio"` only; absent for the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isio: Option<crate::isio::IsioSummary>,
 }
 
 /// The element type and dimensions of a shared array: `{"type": "f32", "dims": [640, 480]}`.
@@ -106,6 +109,48 @@ impl ObjectJson {
             mtime: info.mtime,
             locked: info.locked,
             value: info.value,
+            isio: None,
+        }
+    }
+
+    /// The JSON of a file that is an object of its own kind (an ImageStreamIO stream): name,
+    /// size, mode, owner and times from the file; `cpid` as given.
+    pub fn file(
+        kind: &'static str,
+        name: &str,
+        object: String,
+        file: &std::fs::Metadata,
+        cpid: Option<i32>,
+        users: &mut Users,
+    ) -> ObjectJson {
+        use std::os::unix::fs::MetadataExt;
+        ObjectJson {
+            kind,
+            name: Some(name.to_owned()),
+            id: None,
+            key: None,
+            size: file.size(),
+            mode: format!("{:04o}", file.mode() & 0o777),
+            uid: file.uid(),
+            user: users.name(file.uid()),
+            gid: file.gid(),
+            nattch: None,
+            cpid,
+            lpid: None,
+            atime: Some(file.atime()),
+            dtime: None,
+            ctime: file.ctime(),
+            marked_for_removal: false,
+            volatile: None,
+            in_use: None,
+            array: None,
+            object,
+            cuid: None,
+            cgid: None,
+            mtime: Some(file.mtime()),
+            locked: None,
+            value: None,
+            isio: None,
         }
     }
 }
@@ -174,6 +219,11 @@ impl Table {
         let mut rows = vec![HEADER.map(str::to_owned)];
         rows.extend(objects.iter().map(|(info, array)| row(info, array.as_ref(), users)));
         Table { rows }
+    }
+
+    /// Adds a row of another kind of object (an ImageStreamIO stream) after the others.
+    pub fn push(&mut self, row: [String; COLUMNS]) {
+        self.rows.push(row);
     }
 
     /// The lines of the table, columns separated by two spaces, no trailing blanks.

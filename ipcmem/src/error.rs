@@ -140,7 +140,7 @@ pub enum Error {
     },
     /// A file whose ImageStreamIO metadata breaks the layout (see [`crate::isio`]).
     #[error("{object}: not a valid ImageStreamIO stream: {reason}")]
-    BadStream {
+    BadImageStream {
         /// The stream (`isio:NAME`).
         object: String,
         /// The check of the layout that the file breaks.
@@ -294,7 +294,7 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
-            | Self::BadStream { object, .. }
+            | Self::BadImageStream { object, .. }
             | Self::Busy { object, .. }
             | Self::Os { object, .. } => object,
         }
@@ -311,7 +311,9 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
-            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadStream { .. } => io::ErrorKind::InvalidData,
+            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadImageStream { .. } => {
+                io::ErrorKind::InvalidData
+            }
             Self::Busy { .. } => io::ErrorKind::ResourceBusy,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,

@@ -548,7 +548,7 @@ fn hostile_files_on_disk_give_errors_that_name_the_stream() {
     for (name, bytes) in cases {
         std::fs::write(dir.path.join(format!("{name}.im.shm")), &bytes).unwrap();
         let error = dir.dir().open(name).expect_err(name);
-        assert!(matches!(error, Error::BadStream { .. }), "{name}: {error}");
+        assert!(matches!(error, Error::BadImageStream { .. }), "{name}: {error}");
         assert!(error.to_string().starts_with(&format!("isio:{name}: not a valid ImageStreamIO stream")), "{error}");
     }
     std::fs::create_dir(dir.path.join("dir.im.shm")).unwrap();

@@ -173,7 +173,7 @@ impl StreamSpec {
             if self.circular { layout::CIRCULAR_BUFFER | layout::ZAXIS_TEMPORAL } else { layout::MATH_DATA };
         let metadata =
             Metadata::new_stream(&self.name, self.datatype, &self.dims, self.semaphores, self.keywords, imagetype);
-        let layout = metadata.layout().map_err(|reason| Error::BadStream { object, reason })?;
+        let layout = metadata.layout().map_err(|reason| Error::BadImageStream { object, reason })?;
         Ok((metadata, layout))
     }
 }
@@ -306,7 +306,7 @@ impl Stream {
         }
         let file_len = u64::try_from(stat.st_size).unwrap_or(0);
         if file_len <= layout::METADATA_SIZE as u64 {
-            return Err(Error::BadStream { object, reason: layout::LayoutError::TooSmall { len: file_len } });
+            return Err(Error::BadImageStream { object, reason: layout::LayoutError::TooSmall { len: file_len } });
         }
         let len = usize::try_from(file_len).map_err(|_| Error::InvalidSize {
             object: object.clone(),
@@ -317,7 +317,7 @@ impl Stream {
         let mut head = [0_u8; layout::METADATA_SIZE];
         map.copy_out(0, &mut head)?;
         let (metadata, layout) = layout::parse_metadata(&head, file_len)
-            .map_err(|reason| Error::BadStream { object: object.clone(), reason })?;
+            .map_err(|reason| Error::BadImageStream { object: object.clone(), reason })?;
         Ok(Stream::from_parts(name, path, map, layout, &metadata))
     }
 
@@ -412,7 +412,7 @@ impl Stream {
         self.inner.map.copy_out(0, &mut head)?;
         layout::parse_metadata(&head, self.inner.map.len() as u64)
             .map(|(metadata, _)| metadata)
-            .map_err(|reason| Error::BadStream { object: self.inner.object.clone(), reason })
+            .map_err(|reason| Error::BadImageStream { object: self.inner.object.clone(), reason })
     }
 
     /// `cnt0`: the number of frames written so far.
@@ -1000,7 +1000,7 @@ fn check_text(object: &str, what: &str, text: &str, min: usize, max: usize) -> R
 }
 
 /// Checks a stream name: 1 to 79 bytes, no `/`, no NUL, not `.` or `..`.
-fn check_name(name: &str) -> Result<()> {
+pub fn check_name(name: &str) -> Result<()> {
     let bad =
         name.is_empty() || name.len() > layout::NAME_MAX || name.contains(['/', '\0']) || name == "." || name == "..";
     if bad {
