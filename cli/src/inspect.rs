@@ -9,9 +9,9 @@ use ipcmem::inventory::{self, Filter};
 
 use crate::args::Target;
 use crate::failure::{Failure, Outcome};
-use crate::report::{self, ObjectJson, Table};
+use crate::isio;
+use crate::report::{self, Contents, ObjectJson, Table};
 use crate::users::Users;
-use crate::{array, isio};
 
 /// The example of `list --help`.
 pub const LIST_HELP: &str = "\
@@ -20,7 +20,8 @@ objects; --posix leaves them out, --sem lists only them.
 
 STATUS: volatile (held), abandoned (volatile, held by no one: `ipcmem gc` removes it),
 dest (System V, marked for removal: goes at its last detach), locked, and the shared array the
-object holds (`ipcmem array`, as f32 640x480), or -. list attaches no System V segment, so it
+object holds (`ipcmem array`, as f32 640x480) or the frame stream (`ipcmem stream`, as
+stream f32 512x512 x4: type, frame dims, slots), or -. list attaches no System V segment, so it
 shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's. For a semaphore:
 value=N, its count, and volatile (made volatile by ipcmem, held) or unheld (volatile, held by no
 ipcmem handle: gc leaves semaphores, `ipcmem rm sem:/NAME` removes it).
@@ -45,7 +46,9 @@ Example:
 pub const INFO_HELP: &str = "\
 JSON fields (null where a kind has none): kind, name, id, key, size, mode, uid, user, gid,
 nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use, array ({\"type\":
-\"f32\", \"dims\": [640, 480]} for a shared array, else null); then object, cuid, cgid, mtime,
+\"f32\", \"dims\": [640, 480]} for a shared array, else null), stream (for a frame stream, as
+`ipcmem stream info --json` gives it: type, frame_dims, slots, serial, writer_pid, writer_alive...;
+else null); then object, cuid, cgid, mtime,
 locked, value (the count of a named semaphore). kind is \"posix\", \"sysv\" or \"semaphore\"
 (sem:/name: its name is /name, as sem_open takes it; its count is read from its file, which is
 neither opened as a semaphore nor locked, so a volatile semaphore is never removed by a look). To read an array header, info attaches a System V segment read-only for a moment,
@@ -81,8 +84,8 @@ pub fn list(listing: Listing, json: bool) -> Outcome {
         inventory::list(listing.filter)?
             .into_iter()
             .map(|info| {
-                let array = array::header_of(&info, false);
-                (info, array)
+                let contents = Contents::of(&info, false);
+                (info, contents)
             })
             .collect()
     } else {
@@ -92,7 +95,7 @@ pub fn list(listing: Listing, json: bool) -> Outcome {
     let mut users = Users::default();
     let text = if json {
         let mut shown: Vec<ObjectJson> =
-            objects.iter().map(|(info, array)| ObjectJson::new(info, array.as_ref(), &mut users)).collect();
+            objects.iter().map(|(info, contents)| ObjectJson::new(info, contents, &mut users)).collect();
         shown.extend(streams.iter().map(|entry| isio::object_json(entry, &mut users)));
         to_json(&shown)
     } else {
@@ -117,8 +120,8 @@ pub fn info(target: &Target, json: bool) -> Outcome {
             return print_line(&text);
         }
     };
-    let array = array::header_of(&found, true);
-    let shown = ObjectJson::new(&found, array.as_ref(), &mut Users::default());
+    let contents = Contents::of(&found, true);
+    let shown = ObjectJson::new(&found, &contents, &mut Users::default());
     let text = if json { to_json(&shown) } else { report::info_lines(&shown).join("\n") };
     print_line(&text)
 }

@@ -3,9 +3,14 @@
 //! nothing in them is written (no semaphore is claimed) by a look.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::{Duration, Instant};
 
+use ipcmem::array::ElementType;
 use ipcmem::isio::{self, Dir, KeywordValue, Metadata, Stream};
+use ipcmem::stream::FrameInfo;
 use serde::Serialize;
+
+use crate::stream::{FrameSink, FrameSource};
 
 use crate::report::{compact_size, ArrayJson, ObjectJson};
 use crate::users::Users;
@@ -342,4 +347,124 @@ pub fn chmod(name: &str, mode: u32) -> ipcmem::Result<()> {
             _ => ipcmem::Error::InvalidArgument { object, reason: format!("chmod {}: {error}", path.display()) },
         }
     })
+}
+
+/// `stream watch isio:NAME`: a claimed semaphore of the stream, as milk's readers wait.
+pub struct Source {
+    reader: isio::Reader,
+    element: ElementType,
+    last_cnt0: Option<u64>,
+}
+
+/// `stream publish isio:NAME`: the stream, written as ImageStreamIO's writers do.
+pub struct Sink {
+    stream: Stream,
+    element: ElementType,
+}
+
+/// The element type of `stream`, which `watch` and `publish` need for the test pattern.
+fn element_of(stream: &Stream) -> ipcmem::Result<ElementType> {
+    stream.datatype().element_type().ok_or_else(|| ipcmem::Error::InvalidArgument {
+        object: format!("{PREFIX}{}", stream.name()),
+        reason: "a half-precision (f16) stream: stream watch and publish take the 12 types of ipcmem streams".into(),
+    })
+}
+
+/// Opens stream `name` for `watch`, waiting up to `timeout` for it to appear; claims a
+/// semaphore. `Ok(None)` if it did not appear in time.
+pub fn open_source(name: &str, timeout: Duration) -> ipcmem::Result<Option<Source>> {
+    let dir = Dir::from_env();
+    let started = Instant::now();
+    let stream = loop {
+        match dir.open(name) {
+            Ok(stream) => break stream,
+            Err(ipcmem::Error::NotFound { .. }) if started.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(ipcmem::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        }
+    };
+    let element = element_of(&stream)?;
+    Ok(Some(Source { reader: stream.reader()?, element, last_cnt0: None }))
+}
+
+impl FrameSource for Source {
+    fn element(&self) -> ElementType {
+        self.element
+    }
+
+    fn frame_bytes(&self) -> usize {
+        self.reader.stream().frame_len()
+    }
+
+    /// Waits for a post, then reads the latest frame; a frame already seen (a writer's posts
+    /// pile up to 10 while we read) is skipped. `lost` counts the frames written between two
+    /// that we read (`cnt0` steps).
+    fn next_frame(&mut self, buf: &mut [u8], timeout: Duration) -> ipcmem::Result<Option<FrameInfo>> {
+        let started = Instant::now();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            let Some(info) = self.reader.wait_frame(left, buf)? else { return Ok(None) };
+            let restarted = self.last_cnt0.is_some_and(|last| info.cnt0 < last);
+            if self.last_cnt0 == Some(info.cnt0) {
+                continue;
+            }
+            let lost = match self.last_cnt0 {
+                Some(last) if !restarted => info.cnt0 - last - 1,
+                _ => 0,
+            };
+            self.last_cnt0 = Some(info.cnt0);
+            return Ok(Some(info.as_stream_frame(lost, restarted)));
+        }
+    }
+}
+
+/// Opens stream `name` for `publish`; with `create` (element type, frame dims, slots), makes it
+/// first if it does not exist: a plain stream of the frame dims for 1 slot, else a circular
+/// buffer of `slots` frames (frame dims of 1 or 2 axes), with `mode`.
+pub fn open_sink(name: &str, create: Option<(ElementType, &[usize], usize)>, mode: u32) -> ipcmem::Result<Sink> {
+    let dir = Dir::from_env();
+    let stream =
+        match (dir.open(name), create) {
+            (Ok(stream), _) => stream,
+            (Err(ipcmem::Error::NotFound { .. }), Some((element, dims, slots))) => {
+                let object = format!("{PREFIX}{name}");
+                let mut axes: Vec<u32> =
+                    dims.iter().map(|&d| u32::try_from(d)).collect::<Result<_, _>>().map_err(|_| {
+                        ipcmem::Error::InvalidArgument { object: object.clone(), reason: "an axis above 2^32-1".into() }
+                    })?;
+                if slots > 1 {
+                    axes.push(u32::try_from(slots).map_err(|_| ipcmem::Error::InvalidArgument {
+                        object,
+                        reason: "more than 2^32-1 slots".into(),
+                    })?);
+                }
+                let spec = isio::StreamSpec::new(name, element.into(), &axes).circular(slots > 1);
+                let stream = dir.create(&spec)?;
+                chmod(name, mode)?;
+                stream
+            }
+            (Err(error), _) => return Err(error),
+        };
+    let element = element_of(&stream)?;
+    Ok(Sink { stream, element })
+}
+
+impl FrameSink for Sink {
+    fn element(&self) -> ElementType {
+        self.element
+    }
+
+    fn frame_bytes(&self) -> usize {
+        self.stream.frame_len()
+    }
+
+    fn next_serial(&self) -> u64 {
+        self.stream.cnt0().unwrap_or(0) + 1
+    }
+
+    fn publish(&mut self, frame: &[u8]) -> ipcmem::Result<u64> {
+        Ok(self.stream.write_frame(frame)?.cnt0)
+    }
 }

@@ -162,3 +162,54 @@ fn rm_and_chmod_take_streams() {
     let (ok, _, err) = dir.run(&["read", "isio:x"]);
     assert!(!ok && err.contains("only list, info, rm and chmod"), "{err}");
 }
+
+#[test]
+fn stream_publish_and_watch_take_isio_streams() {
+    let dir = TestDir::new("stream");
+    for (name, slots) in [("plain", "1"), ("ring", "4")] {
+        let object = format!("isio:{name}");
+        let mut publisher = std::process::Command::new(common::bin())
+            .args(["stream", "publish", &object, "--create", "i16", "32x8", "--slots", slots, "--rate", "400"])
+            .args(["--count", "2000", "--mode", "0644"])
+            .env("MILK_SHM_DIR", dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (ok, out, err) = dir.run(&["stream", "watch", &object, "--count", "20", "--check", "--json"]);
+        let _ = publisher.kill();
+        let _ = publisher.wait();
+        assert!(ok, "watch {object}: {err}");
+        let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 21, "{out}");
+        assert_eq!(lines[20]["frames"], 20);
+        let serials: Vec<u64> = lines[..20].iter().map(|l| l["serial"].as_u64().unwrap()).collect();
+        assert!(serials.windows(2).all(|w| w[1] > w[0]), "{serials:?}");
+        let stream = dir.dir().open_readonly(name).unwrap();
+        assert_eq!(stream.is_circular(), slots != "1");
+        assert_eq!(stream.frame_len(), 32 * 8 * 2);
+        assert_eq!(std::fs::metadata(stream.path()).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+    // A frame that is not the pattern fails --check.
+    let stream = dir.dir().open("plain").unwrap();
+    let mut watcher = std::process::Command::new(common::bin())
+        .args(["stream", "watch", "isio:plain", "--count", "1", "--check", "--timeout", "10"])
+        .env("MILK_SHM_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the watcher has claimed its semaphore, a write would not wake it: write until it ends.
+    let started = std::time::Instant::now();
+    while watcher.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(10) {
+        stream.write_frame(&vec![0xff; stream.frame_len()]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = watcher.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not the test pattern"));
+    // No stream appears: watch times out.
+    let (ok, _, err) = dir.run(&["stream", "watch", "isio:none", "--timeout", "0.2"]);
+    assert!(!ok && err.contains("isio:none: timed out"), "{err}");
+    let info = dir.json(&["stream", "info", "isio:ring", "--json"]);
+    assert_eq!(info["metadata"]["circular"], true);
+}

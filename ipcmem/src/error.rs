@@ -155,6 +155,25 @@ pub enum Error {
         /// What is busy.
         reason: String,
     },
+    /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
+    /// see [`crate::stream`].
+    #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
+    WriterGone {
+        /// The stream.
+        object: String,
+        /// The writer's process id, as the stream recorded it.
+        pid: u32,
+        /// `"its process died"` or `"it closed the stream"`.
+        reason: &'static str,
+    },
+    /// An object whose stream control block breaks the layout (see [`crate::stream`]).
+    #[error("{object}: not a valid frame stream: {reason}")]
+    BadStream {
+        /// The object.
+        object: String,
+        /// The check of the layout that the control block breaks.
+        reason: String,
+    },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
     Os {
@@ -296,6 +315,8 @@ impl Error {
             | Self::NotInitialised { object, .. }
             | Self::BadImageStream { object, .. }
             | Self::Busy { object, .. }
+            | Self::WriterGone { object, .. }
+            | Self::BadStream { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -311,10 +332,12 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
-            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadImageStream { .. } => {
-                io::ErrorKind::InvalidData
-            }
+            Self::BadHeader { .. }
+            | Self::TypeMismatch { .. }
+            | Self::BadStream { .. }
+            | Self::BadImageStream { .. } => io::ErrorKind::InvalidData,
             Self::Busy { .. } => io::ErrorKind::ResourceBusy,
+            Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,

@@ -55,6 +55,7 @@ pub mod posix;
 mod prefault;
 pub mod semaphore;
 pub mod shm;
+pub mod stream;
 pub mod sync;
 pub mod sysv;
 
@@ -63,7 +64,7 @@ pub use error::{Error, Limit, NameRule, Result};
 pub use event::Event;
 pub use key::{Id, Key, ShmId};
 pub use semaphore::{Semaphore, SemaphoreOptions};
-pub use shm::{shmrm, Access, Outcome, Persistence, SharedMemory, ShmOptions};
+pub use shm::{shmrm, Access, AsSharedMemory, Outcome, Persistence, SharedMemory, ShmOptions};
 pub use sysv::ShmInfo;
 
 /// The size of a memory page, read from the system at run time, as `IPC.PAGE_SIZE` in Julia.

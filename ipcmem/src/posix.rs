@@ -318,6 +318,11 @@ impl Object {
         self.volatile
     }
 
+    /// Whether the name still names this object (not gone, not one made later under it).
+    pub(crate) fn is_still_named(&self) -> bool {
+        self.identity.is_named(&self.path)
+    }
+
     /// Unlinks the name if it still names this object (not one made later under that name).
     pub(crate) fn remove(&self) -> Result<()> {
         if !self.identity.is_named(&self.path) {

@@ -257,6 +257,15 @@ impl Timespec {
         Timespec { sec: now.tv_sec, nsec: now.tv_nsec }
     }
 
+    /// The time in nanoseconds since the Unix epoch on `CLOCK_REALTIME`: `CLOCK_TAI` less the
+    /// kernel's TAI offset now (whole seconds; 0 where it is not set); 0 before the epoch.
+    pub fn unix_ns(self) -> u64 {
+        let offset = tai_offset_seconds();
+        let sec = u64::try_from(self.sec.saturating_sub(offset)).unwrap_or(0);
+        let nsec = u64::try_from(self.nsec).unwrap_or(0).min(999_999_999);
+        sec.saturating_mul(1_000_000_000).saturating_add(nsec)
+    }
+
     /// The 16 bytes of the `struct timespec`.
     pub(crate) fn to_bytes(self) -> [u8; 16] {
         let mut bytes = [0; 16];
@@ -276,6 +285,20 @@ impl fmt::Display for Timespec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:09}", self.sec, self.nsec)
     }
+}
+
+/// `CLOCK_TAI` minus `CLOCK_REALTIME`, in whole seconds (37 where the kernel's offset is set
+/// as NTP daemons set it, else 0).
+fn tai_offset_seconds() -> i64 {
+    let read = |clock| {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `t` is a valid, writable timespec; both clocks exist on Linux.
+        unsafe { libc::clock_gettime(clock, &raw mut t) };
+        i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
+    };
+    let difference = read(libc::CLOCK_TAI) - read(libc::CLOCK_REALTIME);
+    // Rounded to the nearest second: the two reads are nanoseconds apart.
+    i64::try_from((difference + 500_000_000).div_euclid(1_000_000_000)).unwrap_or(0)
 }
 
 /// The metadata of a stream, as read from its first 384 bytes at one moment.

@@ -39,6 +39,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::array::ElementType;
 use crate::error::{Error, Result};
 
 pub mod layout;
@@ -145,6 +146,47 @@ impl DataType {
             Self::C32 => "c32",
             Self::C64 => "c64",
             Self::F16 => "f16",
+        }
+    }
+}
+
+impl DataType {
+    /// The element type of [`crate::array`] and [`crate::stream`] with the same layout; `None`
+    /// for half precision, which they lack.
+    pub const fn element_type(self) -> Option<ElementType> {
+        Some(match self {
+            Self::U8 => ElementType::U8,
+            Self::I8 => ElementType::I8,
+            Self::U16 => ElementType::U16,
+            Self::I16 => ElementType::I16,
+            Self::U32 => ElementType::U32,
+            Self::I32 => ElementType::I32,
+            Self::U64 => ElementType::U64,
+            Self::I64 => ElementType::I64,
+            Self::F32 => ElementType::F32,
+            Self::F64 => ElementType::F64,
+            Self::C32 => ElementType::C32,
+            Self::C64 => ElementType::C64,
+            Self::F16 => return None,
+        })
+    }
+}
+
+impl From<ElementType> for DataType {
+    fn from(element: ElementType) -> DataType {
+        match element {
+            ElementType::U8 => Self::U8,
+            ElementType::I8 => Self::I8,
+            ElementType::U16 => Self::U16,
+            ElementType::I16 => Self::I16,
+            ElementType::U32 => Self::U32,
+            ElementType::I32 => Self::I32,
+            ElementType::U64 => Self::U64,
+            ElementType::I64 => Self::I64,
+            ElementType::F32 => Self::F32,
+            ElementType::F64 => Self::F64,
+            ElementType::C32 => Self::C32,
+            ElementType::C64 => Self::C64,
         }
     }
 }

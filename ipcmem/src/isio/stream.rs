@@ -198,6 +198,21 @@ pub struct FrameInfo {
     pub retries: u32,
 }
 
+impl FrameInfo {
+    /// This frame as [`crate::stream`] reports frames, for programs that read both kinds: serial
+    /// `cnt0`, the times converted to nanoseconds since the Unix epoch (`CLOCK_REALTIME`),
+    /// `lost` as the caller counted it, `restarted` as given.
+    pub fn as_stream_frame(&self, lost: u64, restarted: bool) -> crate::stream::FrameInfo {
+        crate::stream::FrameInfo {
+            serial: self.cnt0,
+            acquired_ns: self.atime.unix_ns(),
+            published_ns: self.write_time.unix_ns(),
+            lost,
+            restarted,
+        }
+    }
+}
+
 /// A keyword: name (at most 15 bytes), value, comment (at most 79 bytes), write counter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keyword {
