@@ -9,7 +9,7 @@ use ipcmem::array::ElementType;
 use crate::args::{self, Mode, NewObject, Object, Target};
 use crate::array::{self, Dims};
 use crate::stream::{self, StreamTarget};
-use crate::{bench, data, demo, inspect, manage};
+use crate::{data, demo, inspect, manage};
 
 /// Shared memory of both kinds, POSIX objects (/dev/shm) and System V segments, in one tool.
 #[derive(Debug, Parser)]
@@ -159,12 +159,6 @@ pub enum Command {
     /// Two processes share a POSIX object and a System V segment, step by step.
     #[command(after_help = demo::DEMO_HELP)]
     Demo,
-    /// Measure ipcmem against the raw system calls and its peers; print Markdown tables.
-    #[command(after_help = bench::BENCH_HELP)]
-    Bench(bench::BenchArgs),
-    /// The second process of `bench --pingpong`.
-    #[command(hide = true)]
-    BenchPong(bench::PongArgs),
     /// The second process of `demo`.
     #[command(hide = true)]
     DemoChild {

@@ -6,7 +6,6 @@
 
 mod args;
 mod array;
-mod bench;
 mod cli;
 mod data;
 mod demo;
@@ -50,8 +49,6 @@ fn run(command: Command) -> Outcome {
         Command::Array(ArrayCommand::Show { object, limit }) => array::show(&object, limit),
         Command::Stream(command) => run_stream(command),
         Command::Demo => demo::run(),
-        Command::Bench(args) => bench::run(&args),
-        Command::BenchPong(args) => bench::pong(&args),
         Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
     }
 }
