@@ -12,6 +12,7 @@
 
 mod copy;
 mod failure;
+mod isio;
 mod lifecycle;
 mod open;
 mod pingpong;
@@ -30,7 +31,8 @@ use crate::failure::{failure, Outcome};
 use crate::section::{Section, Settings};
 
 /// Every section, in the order a run measures them.
-const SECTIONS: &[Section] = &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION];
+const SECTIONS: &[Section] =
+    &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION, isio::SECTION];
 
 /// The text after the options in `--help`.
 const AFTER_HELP: &str = "\
@@ -89,6 +91,9 @@ enum Hidden {
     /// The second process of `--pingpong`.
     #[command(hide = true)]
     Pong(pingpong::PongArgs),
+    /// The second process of `--isio`.
+    #[command(hide = true)]
+    IsioPong(isio::PongArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let outcome = match &cli.hidden {
         Some(Hidden::Pong(args)) => pingpong::pong(args),
+        Some(Hidden::IsioPong(args)) => isio::pong(args),
         None => run(&cli.options, &selected(&matches)),
     };
     failure::exit_code(outcome)
