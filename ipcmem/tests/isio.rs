@@ -555,6 +555,68 @@ fn hostile_files_on_disk_give_errors_that_name_the_stream() {
     assert!(dir.dir().open("dir").is_err());
 }
 
+#[test]
+fn a_garbage_semaphore_is_an_error_not_an_abort() {
+    let dir = TestDir::new();
+    let stream = dir.dir().create(&StreamSpec::new("garbage", DataType::U8, &[4]).semaphores(2)).unwrap();
+    let flag_of_sem = |index: usize| stream.layout().semaphores + 32 * index + 8;
+    let mut bytes = std::fs::read(stream.path()).unwrap();
+    // The flag word glibc turns into a futex operation; with waiters recorded, sem_post would
+    // make the kernel refuse an unknown operation and glibc abort.
+    bytes[flag_of_sem(1)..flag_of_sem(1) + 4].copy_from_slice(&0x7777_i32.to_ne_bytes());
+    bytes[flag_of_sem(1) - 4..flag_of_sem(1)].copy_from_slice(&1_u32.to_ne_bytes());
+    std::fs::write(stream.path(), &bytes).unwrap();
+    let stream = dir.dir().open("garbage").unwrap();
+    let error = stream.write_frame(&[1; 4]).unwrap_err();
+    assert!(error.to_string().contains("no glibc semaphore"), "{error}");
+    let first = stream.reader().unwrap();
+    assert_eq!(first.index(), 0);
+    assert!(matches!(stream.reader(), Err(Error::InvalidArgument { .. })));
+    assert_eq!(stream.semaphores().unwrap()[1].reader_pid, -1, "no claim left behind");
+}
+
+/// Opens a file of hostile bytes and does everything a program may do with it.
+fn exercise(dir: &TestDir, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.path.join(format!("{name}.im.shm")), bytes).unwrap();
+    let Ok(stream) = dir.dir().open(name) else { return };
+    let _ = stream.metadata();
+    let _ = stream.keywords();
+    let _ = stream.semaphores();
+    let mut frame = vec![0; stream.frame_len()];
+    let _ = stream.read_frame(&mut frame);
+    let _ = stream.write_frame(&frame);
+    let _ = stream.set_keyword("K", &KeywordValue::Long(1), "");
+    if let Ok(reader) = stream.reader() {
+        let _ = reader.wait_timeout(Duration::from_millis(1));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn hostile_bytes_after_valid_metadata_never_crash(
+        seed in proptest::collection::vec(any::<u8>(), 64),
+        shared_flags in any::<bool>(),
+    ) {
+        let dir = TestDir::new();
+        let spec = StreamSpec::new("h", DataType::U16, &[3, 2, 2]).semaphores(3).keywords(2).circular(true);
+        let (_, mut file) = valid_file(&spec);
+        let layout = spec.metadata().unwrap().1;
+        // Everything after the metadata: bytes repeated from the seed.
+        for (i, byte) in file.iter_mut().enumerate().skip(METADATA_SIZE) {
+            *byte = seed[i % seed.len()];
+        }
+        if shared_flags {
+            for index in 0..3 {
+                let at = layout.semaphores + 32 * index + 8;
+                file[at..at + 4].copy_from_slice(&128_i32.to_ne_bytes());
+            }
+        }
+        exercise(&dir, "h", &file);
+    }
+}
+
 proptest! {
     #[test]
     fn parser_never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600), len in any::<u64>()) {

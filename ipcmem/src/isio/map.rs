@@ -12,6 +12,12 @@ use rustix::mm::{self, MapFlags, ProtFlags};
 use crate::access;
 use crate::error::{Error, Result};
 
+/// Where glibc keeps a semaphore's flag word (`private`) in its 32-byte `sem_t` on 64-bit
+/// systems: after the 64-bit word of value and waiters.
+const SEM_FLAG_OFFSET: usize = 8;
+/// The flag word of a process-shared semaphore (`FUTEX_PRIVATE_FLAG`, which glibc XORs away).
+const SEM_SHARED_FLAG: i32 = 128;
+
 /// A `MAP_SHARED` mapping of a whole file, unmapped on drop.
 pub(crate) struct FileMap {
     ptr: NonNull<u8>,
@@ -109,8 +115,29 @@ impl FileMap {
         Ok(unsafe { &*ptr.cast::<A>() })
     }
 
-    /// The address of the `sem_t` at `offset` (aligned to 8), for `sem_*` calls. Only
-    /// `sem_getvalue` may be called on it through a read-only mapping.
+    /// The address of the `sem_t` at `offset` for `sem_post` and the waits, checked to hold
+    /// what glibc's `sem_init` leaves in its flag word (`private`: 128 process-shared, 0
+    /// process-private or zeroed). glibc passes that word into the futex operation it asks the
+    /// kernel for, and aborts the process when the kernel refuses an unknown operation: a
+    /// garbage word in a hostile file would otherwise kill us. (A process that rewrites the word
+    /// between the check and the call is beyond this check.)
+    pub(crate) fn live_sem(&self, offset: usize) -> Result<*mut libc::sem_t> {
+        let sem = self.sem(offset)?;
+        let mut word = [0_u8; 4];
+        self.copy_out(offset + SEM_FLAG_OFFSET, &mut word)?;
+        match i32::from_ne_bytes(word) {
+            0 | SEM_SHARED_FLAG => Ok(sem),
+            found => Err(Error::InvalidArgument {
+                object: self.object.clone(),
+                reason: format!(
+                    "the sem_t at offset {offset} is no glibc semaphore (flag word {found:#x}, not 0 or 0x80)"
+                ),
+            }),
+        }
+    }
+
+    /// The address of the `sem_t` at `offset` (aligned to 8), for `sem_getvalue` (which only
+    /// reads it, also through a read-only mapping) and `sem_init`.
     pub(crate) fn sem(&self, offset: usize) -> Result<*mut libc::sem_t> {
         #[allow(clippy::cast_ptr_alignment)] // checked just below
         let ptr = self.range(offset, size_of::<libc::sem_t>())?.cast::<libc::sem_t>();

@@ -626,7 +626,7 @@ impl Stream {
 
     /// Posts the semaphore at `offset` if its value is below the maximum; says whether it did.
     fn post_below_max(&self, offset: usize) -> Result<bool> {
-        let sem = self.inner.map.sem(offset)?;
+        let sem = self.inner.map.live_sem(offset)?;
         if sem_value(sem) >= SEMAPHORE_MAXVAL {
             return Ok(false);
         }
@@ -675,15 +675,14 @@ impl Stream {
         for index in 0..l.semaphore_count {
             let word = self.inner.map.word::<AtomicI32>(l.read_pids + 4 * index)?;
             let holder = word.load(Ordering::Relaxed);
-            if (holder <= 0 || !process_exists(holder))
-                && word.compare_exchange(holder, pid, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-            {
-                let reader = Reader {
-                    stream: self.clone(),
-                    index,
-                    pid,
-                    sem: self.inner.map.sem(l.semaphores + SEM_SIZE * index)?,
-                };
+            if holder > 0 && process_exists(holder) {
+                continue;
+            }
+            // Checked before the claim: a garbage semaphore is an error, and no claim is left.
+            let sem = self.inner.map.live_sem(l.semaphores + SEM_SIZE * index)?;
+            if word.compare_exchange(holder, pid, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                // Dropped (and so released) if emptying it fails.
+                let reader = Reader { stream: self.clone(), index, pid, sem };
                 reader.flush()?;
                 return Ok(reader);
             }
@@ -796,6 +795,7 @@ impl Reader {
     #[doc(alias = "ImageStreamIO_semtimedwait")]
     #[doc(alias = "sem_timedwait")]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.check_sem()?;
         let deadline = monotonic_deadline(timeout);
         loop {
             // SAFETY: `sem` is an aligned `sem_t` in the writable mapping kept alive by
@@ -823,6 +823,7 @@ impl Reader {
     /// Takes one post if there is one, without waiting.
     #[doc(alias = "sem_trywait")]
     pub fn try_wait(&self) -> Result<bool> {
+        self.check_sem()?;
         loop {
             // SAFETY: as in `wait_timeout`.
             if unsafe { libc::sem_trywait(self.sem) } == 0 {
@@ -852,6 +853,12 @@ impl Reader {
     /// The semaphore's value now.
     pub fn value(&self) -> u32 {
         sem_value(self.sem)
+    }
+
+    /// Checks again that the semaphore is one (another process may have written over it).
+    fn check_sem(&self) -> Result<()> {
+        let l = &self.stream.inner.layout;
+        self.stream.inner.map.live_sem(l.semaphores + SEM_SIZE * self.index).map(|_| ())
     }
 
     fn error(&self, operation: &'static str, errno: Errno) -> Error {
