@@ -374,6 +374,40 @@ fn reads_are_never_torn_by_a_concurrent_writer() {
 }
 
 #[test]
+fn circular_reads_keep_up_with_a_writer_that_never_pauses() {
+    let dir = TestDir::new();
+    let spec = StreamSpec::new("fast", DataType::U8, &[64, 64, 8]).circular(true);
+    let stream = dir.dir().create(&spec).unwrap();
+    let reader = dir.dir().open_readonly("fast").unwrap();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut frame = vec![0; 4096];
+            for n in 1..=3000_u64 {
+                frame.fill(n.to_le_bytes()[0]);
+                stream.write_frame(&frame).unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        let mut frame = vec![0; 4096];
+        let mut older = vec![0; 4096];
+        while !done.load(Ordering::Relaxed) {
+            // Never busy: the writer fills the other slices while a slice is copied.
+            let info = reader.read_frame(&mut frame).unwrap();
+            // The slice of `cnt1`: written by frame `cnt0`, or by the next one when the writer
+            // had stored `cnt1` but not yet `cnt0`.
+            assert!(info.slice_cnt0 == info.cnt0 || info.slice_cnt0 == info.cnt0 + 1, "{info:?}");
+            let expected = info.slice_cnt0.to_le_bytes()[0];
+            assert!(frame.iter().all(|&b| b == expected), "torn slice {} at cnt0 {}", info.slice, info.cnt0);
+            let previous = (info.slice + 7) % 8;
+            let old = reader.read_slice(previous, &mut older).unwrap();
+            let expected = old.slice_cnt0.to_le_bytes()[0];
+            assert!(older.iter().all(|&b| b == expected), "torn slice {previous}");
+        }
+    });
+}
+
+#[test]
 fn a_write_flag_left_set_makes_reads_report_busy() {
     let dir = TestDir::new();
     dir.dir().create(&StreamSpec::new("stuck", DataType::U8, &[4])).unwrap();

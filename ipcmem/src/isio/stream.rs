@@ -447,8 +447,10 @@ impl Stream {
     /// data, or for a circular buffer the slice `cnt1`.
     ///
     /// The copy counts only if `write` is clear and `cnt0`/`cnt1` are the same before and
-    /// after it; else it is made again, for at most 200 ms, then fails with [`Error::Busy`].
-    /// See the module documentation for what the format cannot guarantee.
+    /// after it; in a circular buffer, only if no write reached its slice meanwhile (the
+    /// writer fills the slices in turn, so a reader may take as long as `slices - 1` frames).
+    /// Else it is made again, for at most 200 ms, then fails with [`Error::Busy`]. See the
+    /// module documentation for what the format cannot guarantee.
     pub fn read_frame(&self, buf: &mut [u8]) -> Result<FrameInfo> {
         self.read(None, buf)
     }
@@ -466,9 +468,12 @@ impl Stream {
         self.check_frame_len(buf.len())?;
         let started = Instant::now();
         let mut retries = 0_u32;
+        let slices = self.inner.layout.slices;
         loop {
             let before = self.counters()?;
-            if !before.write {
+            // A circular buffer's writer writes the other slices meanwhile: only a write of
+            // this one spoils the copy. Other streams have one frame, written in place.
+            if self.inner.layout.circular || !before.write {
                 let index = match slice {
                     Some(index) => index,
                     None => self.latest_slice(before.cnt1)?,
@@ -476,7 +481,13 @@ impl Stream {
                 self.inner.map.copy_out(self.slice_offset(index), buf)?;
                 let (slice_cnt0, atime, write_time) = self.slice_record(index, before.cnt0)?;
                 fence(Ordering::Acquire);
-                if self.counters()? == before {
+                let after = self.counters()?;
+                let kept = if self.inner.layout.circular {
+                    slice_untouched(before, after, index, slices)
+                } else {
+                    after == before
+                };
+                if kept {
                     return Ok(FrameInfo {
                         cnt0: before.cnt0,
                         cnt1: before.cnt1,
@@ -595,13 +606,16 @@ impl Stream {
         if l.circular {
             map.copy_in(l.atimes + 16 * slice, &atime.to_bytes())?;
             map.copy_in(l.write_times + 16 * slice, &write_time.to_bytes())?;
+        }
+        map.copy_in(md::ATIME, &atime.to_bytes())?;
+        map.copy_in(md::WRITETIME, &write_time.to_bytes())?;
+        // Readers that see any of the counters below see the data and times above.
+        fence(Ordering::Release);
+        if l.circular {
             map.word::<AtomicU64>(l.counters + 8 * slice)?.store(cnt0, Ordering::Relaxed);
             cnt1 = slice as u64;
             cnt1_word.store(cnt1, Ordering::Relaxed);
         }
-        map.copy_in(md::ATIME, &atime.to_bytes())?;
-        map.copy_in(md::WRITETIME, &write_time.to_bytes())?;
-        fence(Ordering::Release);
         cnt0_word.store(cnt0, Ordering::Relaxed);
         write.store(0, Ordering::Release);
         self.post_all()?;
@@ -931,6 +945,26 @@ fn next_temp() -> u32 {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Whether no write of a circular buffer of `slices` slices reached slice `index` between the
+/// counters `before` and `after` a copy.
+///
+/// The writer fills the slice after `cnt1`, wrapping. Between the two readings it finished
+/// `after.cnt0 - before.cnt0` frames, and may be writing one more (`after.write`): those went to
+/// the slices `before.cnt1 + 1`, `+ 2`, …; slice `index` is the `distance`-th of them (the
+/// slice `cnt1` itself the `slices`-th). A count that is over by one (`cnt1` of a frame whose
+/// `cnt0` is not yet stored) only makes a copy be made again. A counter that went backwards, or
+/// a `cnt1` past the slices, counts as touched.
+fn slice_untouched(before: Counters, after: Counters, index: usize, slices: usize) -> bool {
+    let Some(last) = usize::try_from(before.cnt1).ok().filter(|&last| last < slices) else { return false };
+    let Some(finished) = after.cnt0.checked_sub(before.cnt0) else { return false };
+    let written = finished.saturating_add(u64::from(after.write));
+    let distance = match (index + slices - last) % slices {
+        0 => slices,
+        d => d,
+    };
+    written < distance as u64
+}
+
 /// Waits a little before a read tries again: spins first, then yields, then sleeps.
 fn backoff(retries: u32) {
     if retries < 64 {
@@ -1052,4 +1086,35 @@ fn stream_errno(name: &str, operation: &'static str, errno: Errno) -> Error {
 fn io_error(object: &str, operation: &'static str, error: &std::io::Error) -> Error {
     let errno = Errno::from_io_error(error).unwrap_or(Errno::IO);
     Error::from_errno(&object, operation, errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(cnt0: u64, cnt1: u64, write: bool) -> Counters {
+        Counters { write, cnt0, cnt1 }
+    }
+
+    #[test]
+    fn a_slice_is_spoiled_only_by_a_write_that_reaches_it() {
+        let before = counters(10, 3, false);
+        // The latest slice (3 of 8) survives 7 more frames, not 8, nor 7 and one under way.
+        assert!(slice_untouched(before, counters(17, 2, false), 3, 8));
+        assert!(!slice_untouched(before, counters(18, 3, false), 3, 8));
+        assert!(!slice_untouched(before, counters(17, 2, true), 3, 8));
+        // The next slice (4) goes first: a write under way spoils it.
+        assert!(slice_untouched(before, counters(10, 3, false), 4, 8));
+        assert!(!slice_untouched(before, counters(10, 3, true), 4, 8));
+        // The slice before the latest (2) goes last but one.
+        assert!(slice_untouched(before, counters(16, 1, false), 2, 8));
+        assert!(!slice_untouched(before, counters(16, 1, true), 2, 8));
+        // Counters that make no sense count as a write.
+        assert!(!slice_untouched(counters(10, 9, false), counters(10, 9, false), 3, 8));
+        assert!(!slice_untouched(before, counters(9, 3, false), 3, 8));
+        assert!(!slice_untouched(counters(u64::MAX, 3, false), counters(0, 3, false), 3, 8));
+        // One slice: any write spoils it.
+        assert!(slice_untouched(counters(5, 0, false), counters(5, 0, false), 0, 1));
+        assert!(!slice_untouched(counters(5, 0, false), counters(6, 0, false), 0, 1));
+    }
 }
