@@ -486,6 +486,97 @@ fn all_thirteen_datatypes_round_trip() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Against milk's ImageStreamIO library itself (opt-in: it is not part of ipcmem, and CI has no
+// copy of it).
+
+/// The environment variable naming a checkout of milk-org/ImageStreamIO.
+const IMAGESTREAMIO_VAR: &str = "IPCMEM_IMAGESTREAMIO";
+
+#[test]
+fn streams_open_both_ways_with_imagestreamio_itself() {
+    let Some(source) = std::env::var_os(IMAGESTREAMIO_VAR).map(PathBuf::from) else {
+        eprintln!("not run: set {IMAGESTREAMIO_VAR} to a checkout of milk-org/ImageStreamIO to run it");
+        return;
+    };
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/isio/with_imagestreamio.c");
+    let binary = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("with-imagestreamio-{}", std::process::id()));
+    let status = Command::new("cc")
+        .args(["-O1", "-w", "-I"])
+        .arg(&source)
+        .arg(&program)
+        .arg(source.join("ImageStreamIO.c"))
+        .arg("-o")
+        .arg(&binary)
+        .args(["-lpthread", "-lm"])
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc failed on {}", program.display());
+    let dir = TestDir::new();
+    let theirs = |args: &[&str]| {
+        let mut command = Command::new(&binary);
+        command.args(args).env("MILK_SHM_DIR", &dir.path).stdin(Stdio::null());
+        command
+    };
+    let run = |args: &[&str]| {
+        let output = theirs(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {:?}", reports(&output));
+        reports(&output)
+    };
+
+    // Made by ImageStreamIO, read by ipcmem.
+    run(&["create", "made-in-c"]);
+    let stream = dir.dir().open("made-in-c").unwrap();
+    let md = stream.metadata().unwrap();
+    assert_eq!((md.naxis, md.size, md.datatype, md.semaphores, md.keywords), (3, [16, 8, 4], DataType::I16, 5, 3));
+    assert!(stream.is_circular());
+    let gain = stream.keyword("GAIN").unwrap().expect("GAIN");
+    assert_eq!(gain.value, KeywordValue::Long(7));
+    let mut frame = vec![0; stream.frame_len()];
+    let info = stream.read_frame(&mut frame).unwrap();
+    assert_eq!((info.cnt0, info.slice), (1, 2));
+    assert!(frame.iter().all(|&b| b == 3));
+    assert!(info.write_time.sec > 1_600_000_000, "UpdateIm's time, as the slice has none: {info:?}");
+    // ImageStreamIO writes, an ipcmem reader wakes.
+    let reader = stream.reader().unwrap();
+    run(&["write", "made-in-c"]);
+    assert!(reader.wait_timeout(Duration::from_secs(5)).unwrap());
+    assert_eq!(stream.read_frame(&mut frame).unwrap().cnt0, 2);
+    assert!(frame.iter().all(|&b| b == 42));
+
+    // Made by ipcmem, opened by ImageStreamIO.
+    let ours = dir.dir().create(&StreamSpec::new("made-in-rust", DataType::U16, &[32, 32]).keywords(2)).unwrap();
+    ours.set_keyword("MODE", &KeywordValue::String("ao".into()), "").unwrap();
+    for _ in 0..3 {
+        ours.write_frame(&[5; 2048]).unwrap();
+    }
+    let opened = run(&["open", "made-in-rust"]);
+    let me = std::process::id();
+    assert_eq!(
+        opened[0],
+        format!(
+            "opened made-in-rust naxis=2 32x32x0 type=3 cnt0=3 cnt1=0 sem=10 NBkw=2 memsize={}",
+            ours.layout().total
+        )
+    );
+    assert!(opened.contains(&"kw MODE S".to_owned()), "{opened:?}");
+    assert!(opened.contains(&format!("sem 9 value=3 read=-1 write={me}")), "{opened:?}");
+    // An ImageStreamIO reader claims a semaphore and wakes on ipcmem's write.
+    let mut child = theirs(&["wait", "made-in-rust"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let claimed = loop {
+        let line = next_report(&mut out);
+        if line.starts_with("claimed") {
+            break line;
+        }
+    };
+    let index: usize = claimed["claimed ".len()..].parse().unwrap();
+    assert_eq!(ours.semaphores().unwrap()[index].reader_pid, child.id().cast_signed());
+    ours.write_frame(&[7; 2048]).unwrap();
+    assert_eq!(next_report(&mut out), "waited r=0 cnt0=4 byte0=7");
+    assert!(child.wait().unwrap().success());
+}
+
+// ---------------------------------------------------------------------------------------------
 // Hostile files.
 
 fn valid_file(spec: &StreamSpec) -> (Metadata, Vec<u8>) {

@@ -479,7 +479,7 @@ impl Stream {
                     None => self.latest_slice(before.cnt1)?,
                 };
                 self.inner.map.copy_out(self.slice_offset(index), buf)?;
-                let (slice_cnt0, atime, write_time) = self.slice_record(index, before.cnt0)?;
+                let (slice_cnt0, atime, write_time) = self.slice_record(index, before.cnt0, slice.is_none())?;
                 fence(Ordering::Acquire);
                 let after = self.counters()?;
                 let kept = if self.inner.layout.circular {
@@ -532,14 +532,21 @@ impl Stream {
 
     /// The counter, acquisition and write times of slice `index` (circular), else `cnt0` and
     /// the times of the metadata.
-    fn slice_record(&self, index: usize, cnt0: u64) -> Result<(u64, Timespec, Timespec)> {
+    ///
+    /// `ImageStreamIO_UpdateIm` itself fills no per-slice entry (milk's writers do, some not):
+    /// for the latest slice of such a writer (entries still zero), the metadata's.
+    fn slice_record(&self, index: usize, cnt0: u64, latest: bool) -> Result<(u64, Timespec, Timespec)> {
         let l = &self.inner.layout;
-        if l.circular {
-            let cnt = self.inner.map.word::<AtomicU64>(l.counters + 8 * index)?.load(Ordering::Relaxed);
-            Ok((cnt, self.time_at(l.atimes + 16 * index)?, self.time_at(l.write_times + 16 * index)?))
-        } else {
-            Ok((cnt0, self.time_at(md::ATIME)?, self.time_at(md::WRITETIME)?))
+        let from_metadata = || Ok::<_, Error>((cnt0, self.time_at(md::ATIME)?, self.time_at(md::WRITETIME)?));
+        if !l.circular {
+            return from_metadata();
         }
+        let cnt = self.inner.map.word::<AtomicU64>(l.counters + 8 * index)?.load(Ordering::Relaxed);
+        let (atime, write_time) = (self.time_at(l.atimes + 16 * index)?, self.time_at(l.write_times + 16 * index)?);
+        if latest && cnt == 0 && write_time == Timespec::default() {
+            return from_metadata();
+        }
+        Ok((cnt, atime, write_time))
     }
 
     fn time_at(&self, offset: usize) -> Result<Timespec> {
