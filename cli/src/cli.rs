@@ -166,6 +166,8 @@ pub enum Command {
         posix: Object,
         #[arg(value_parser = args::parse_object)]
         sysv: Object,
+        #[arg(value_parser = args::parse_object)]
+        stream: Object,
     },
 }
 

@@ -49,7 +49,7 @@ fn run(command: Command) -> Outcome {
         Command::Array(ArrayCommand::Show { object, limit }) => array::show(&object, limit),
         Command::Stream(command) => run_stream(command),
         Command::Demo => demo::run(),
-        Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
+        Command::DemoChild { posix, sysv, stream } => demo::child(&posix, &sysv, &stream),
     }
 }
 

@@ -21,6 +21,7 @@ mod ready;
 mod section;
 mod stats;
 mod stop;
+mod stream;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,8 +32,15 @@ use crate::failure::{failure, Outcome};
 use crate::section::{Section, Settings};
 
 /// Every section, in the order a run measures them.
-const SECTIONS: &[Section] =
-    &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION, isio::SECTION];
+const SECTIONS: &[Section] = &[
+    lifecycle::SECTION,
+    copy::SECTION,
+    ready::SECTION,
+    open::SECTION,
+    pingpong::SECTION,
+    stream::SECTION,
+    isio::SECTION,
+];
 
 /// The text after the options in `--help`.
 const AFTER_HELP: &str = "\
@@ -94,6 +102,9 @@ enum Hidden {
     /// The second process of `--isio`.
     #[command(hide = true)]
     IsioPong(isio::PongArgs),
+    /// The second process of `--stream`.
+    #[command(hide = true)]
+    StreamReader(stream::ReaderArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +113,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.hidden {
         Some(Hidden::Pong(args)) => pingpong::pong(args),
         Some(Hidden::IsioPong(args)) => isio::pong(args),
+        Some(Hidden::StreamReader(args)) => stream::reader(args),
         None => run(&cli.options, &selected(&matches)),
     };
     failure::exit_code(outcome)

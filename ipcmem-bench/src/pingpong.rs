@@ -144,6 +144,13 @@ pub fn run(settings: &Settings) -> Outcome {
     Ok(())
 }
 
+/// The median round trip through `Event`s with the default spin budget (as in the table), for
+/// other sections that compare with it (`--stream`).
+pub fn event_spin_round_trip(iterations: usize) -> Result<Duration, Failure> {
+    let overhead = measure(iterations, || Ok(()))?.median_of_means(MEAN_OF);
+    Ok(ShmPeer::start(Mode::EventSpin)?.round_trips(iterations)?.less(overhead).median_of_means(MEAN_OF))
+}
+
 fn print(settings: &Settings, overhead: Duration, results: &[(Mode, Samples)]) {
     let median_of =
         |wanted: Mode| results.iter().find(|(mode, _)| *mode == wanted).map(|(_, s)| s.median_of_means(MEAN_OF));

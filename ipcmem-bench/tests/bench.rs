@@ -247,6 +247,16 @@ fn bench_isio_quick_prints_both_tables_and_leaves_nothing() {
     assert_nothing_left(run.pid);
 }
 
+#[test]
+fn bench_stream_quick_prints_every_frame_size_and_leaves_nothing() {
+    let run = run(&["--stream", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## Frame streams: publish, read, latency"), "{}", run.stdout);
+    assert_rows(&run.stdout, &["64 KiB", "1 MiB", "16 MiB"]);
+    assert!(run.stdout.contains("Frames the latency reader lost"), "{}", run.stdout);
+    assert_nothing_left(run.pid);
+}
+
 /// Starts a run far too long to finish, interrupts it with `signal` once it has started
 /// measuring, and checks that it stops at once, says so, and leaves nothing.
 fn interrupted(args: &[&str], signal: i32) {

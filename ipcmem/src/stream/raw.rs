@@ -618,16 +618,21 @@ impl RawReader {
     }
 
     /// Opens the stream `obj`, waiting up to `timeout` for it to be created (and its header
-    /// to be written). Polls with a bounded back-off (1 ms doubling up to 10 ms) rather than
+    /// to be written). If it had to wait, the first [`next`](Self::next_into) returns the
+    /// stream's first frame (or counts it lost if the ring no longer holds it); else, as
+    /// [`open`](Self::open). Polls with a bounded back-off (1 ms doubling up to 10 ms) rather than
     /// inotify: it works alike for System V keys, and costs at most 100 looks a second.
     pub fn open_wait(obj: impl Into<Id>, timeout: Duration) -> Result<RawReader> {
         let obj = obj.into();
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut waited = false;
         loop {
             let left = timeout.saturating_sub(start.elapsed());
             match open_stream(&obj, left.min(array::DEFAULT_WAIT)) {
-                Err(Error::NotFound { .. } | Error::NotInitialised { .. }) if !left.is_zero() => {}
+                Err(Error::NotFound { .. } | Error::NotInitialised { .. }) if !left.is_zero() => waited = true,
+                // A stream that appeared while this reader waited is read from its first frame.
+                Ok(stream) if waited => return Ok(RawReader { previous: 0, ..RawReader::new(stream) }),
                 Err(Error::NotFound { object, .. }) => {
                     return Err(Error::NotFound {
                         object,
