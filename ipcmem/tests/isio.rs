@@ -460,8 +460,18 @@ fn list_create_replace_and_remove() {
     assert!(StreamSpec::new("c", DataType::U8, &[2, 2]).circular(true).metadata().is_err());
     assert!(StreamSpec::new("c", DataType::U8, &[1, 1, 1, 1]).metadata().is_err());
     assert!(StreamSpec::new("c", DataType::U8, &[0]).metadata().is_err());
-    // No temporary file left behind.
+    // No temporary file left behind; one that a dead creator left goes with the next create.
     assert_eq!(std::fs::read_dir(&dir.path).unwrap().count(), 2);
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let stale = dir.path.join(format!(".c.im.shm.ipcmem-{dead}-0"));
+    let alive = dir.path.join(format!(".d.im.shm.ipcmem-{}-0", std::process::id()));
+    std::fs::write(&stale, b"half made").unwrap();
+    std::fs::write(&alive, b"being made").unwrap();
+    d.create(&StreamSpec::new("e", DataType::U8, &[1])).unwrap();
+    assert!(!stale.exists() && alive.exists());
+    std::fs::remove_file(&alive).unwrap();
 }
 
 #[test]

@@ -353,7 +353,8 @@ impl Stream {
         let (mut metadata, layout) = spec.metadata()?;
         let name = spec.name.as_str();
         let path = dir.file(name)?;
-        let temp = dir.path.join(format!(".{name}{SUFFIX}.ipcmem-{}-{}", std::process::id(), next_temp()));
+        remove_stale_temporaries(&dir.path);
+        let temp = dir.path.join(format!(".{name}{SUFFIX}{TEMP_MARK}{}-{}", std::process::id(), next_temp()));
         let made = (|| {
             let fd = fs::open(
                 &temp,
@@ -947,6 +948,31 @@ fn publish(temp: &Path, path: &Path, replace: bool) -> rustix::io::Result<()> {
     fs::renameat_with(fs::CWD, temp, fs::CWD, path, flags)
 }
 
+/// Marks the name of a stream file still being made: `.NAME.im.shm.ipcmem-PID-N`.
+const TEMP_MARK: &str = ".ipcmem-";
+
+/// Removes the files that creators which died half-way left under their temporary names (the
+/// process in the name is gone); a creator at work keeps its own.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(temporary_creator) else { continue };
+        if !process_exists(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The pid in a temporary name `.NAME.im.shm.ipcmem-PID-N`, if `file` is one.
+fn temporary_creator(file: &str) -> Option<i32> {
+    let rest = file.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(TEMP_MARK)?;
+    let (pid, counter) = tail.split_once('-')?;
+    counter.parse::<u32>().ok()?;
+    pid.parse::<i32>().ok().filter(|&pid| pid > 0)
+}
+
 fn next_temp() -> u32 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -1101,6 +1127,17 @@ mod tests {
 
     fn counters(cnt0: u64, cnt1: u64, write: bool) -> Counters {
         Counters { write, cnt0, cnt1 }
+    }
+
+    #[test]
+    fn temporary_names_tell_their_creator() {
+        assert_eq!(temporary_creator(".cam.im.shm.ipcmem-1234-0"), Some(1234));
+        assert_eq!(temporary_creator(".a.b.im.shm.ipcmem-7-12"), Some(7));
+        for other in
+            ["cam.im.shm", ".cam.im.shm", ".cam.im.shm.ipcmem-x-1", ".cam.im.shm.ipcmem-0-1", "cam.im.shm.ipcmem-5-1"]
+        {
+            assert_eq!(temporary_creator(other), None, "{other}");
+        }
     }
 
     #[test]
