@@ -433,15 +433,24 @@ impl Stream {
 
     /// `cnt0`: the number of frames written so far.
     pub fn cnt0(&self) -> Result<u64> {
-        Ok(self.inner.map.word::<AtomicU64>(md::CNT0)?.load(Ordering::Acquire))
+        self.load_acquire(md::CNT0)
     }
 
     fn counters(&self) -> Result<Counters> {
         let map = &self.inner.map;
-        let write = map.word::<AtomicU8>(md::WRITE)?.load(Ordering::Acquire) != 0;
-        let cnt0 = map.word::<AtomicU64>(md::CNT0)?.load(Ordering::Acquire);
-        let cnt1 = map.word::<AtomicU64>(md::CNT1)?.load(Ordering::Acquire);
+        let write = map.word::<AtomicU8>(md::WRITE)?.load(Ordering::Relaxed) != 0;
+        fence(Ordering::Acquire);
+        let cnt0 = self.load_acquire(md::CNT0)?;
+        let cnt1 = self.load_acquire(md::CNT1)?;
         Ok(Counters { write, cnt0, cnt1 })
+    }
+
+    /// The counter at `offset`, loaded with acquire ordering as a relaxed load and an acquire
+    /// fence: only relaxed atomic loads are allowed on a read-only mapping.
+    fn load_acquire(&self, offset: usize) -> Result<u64> {
+        let value = self.inner.map.word::<AtomicU64>(offset)?.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        Ok(value)
     }
 
     /// Copies the latest frame into `buf` (exactly [`frame_len`](Self::frame_len) bytes): the
