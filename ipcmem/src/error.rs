@@ -232,7 +232,8 @@ pub enum Limit {
     ShmAll,
     /// The free space of the file system of POSIX objects (`/dev/shm`).
     NoSpace,
-    /// The memory the kernel can give, or `RLIMIT_MEMLOCK` for locking.
+    /// The memory the kernel can give. (`RLIMIT_MEMLOCK` is [`Limit::LockedMemory`]; a failed
+    /// lock that the limit does not explain says so in the detail.)
     Memory,
     /// The number of open files.
     OpenFiles,
@@ -252,7 +253,7 @@ impl fmt::Display for Limit {
                 "SHMALL reached: all System V segments together may not grow further (/proc/sys/kernel/shmall)"
             }
             Self::NoSpace => "not enough free space in /dev/shm",
-            Self::Memory => "not enough memory (or RLIMIT_MEMLOCK for locking)",
+            Self::Memory => "not enough memory",
             Self::OpenFiles => "too many open files",
             Self::HugePages => "huge pages unavailable",
             Self::LockedMemory => "RLIMIT_MEMLOCK reached: this process may lock no more memory (ulimit -l)",

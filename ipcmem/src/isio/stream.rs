@@ -15,7 +15,14 @@ use super::layout::{self, kw, md, Layout, Metadata, Timespec, KEYWORD_SIZE, SEM_
 use super::map::FileMap;
 use super::{DataType, DEFAULT_DIR, DEFAULT_SEMAPHORES, SEMAPHORE_MAXVAL, SUFFIX};
 use crate::error::{last_errno, Error, Result};
-use crate::sync::{monotonic_deadline, sem_clockwait};
+use crate::sync::monotonic_deadline;
+
+// glibc 2.30+: `sem_timedwait` with a deadline on a chosen clock; the `libc` crate lacks it.
+// ImageStreamIO's readers call `sem_timedwait` (a `CLOCK_REALTIME` deadline, which a clock
+// step moves); the semaphores are glibc's own in the stream file, so glibc's calls wait on them.
+unsafe extern "C" {
+    fn sem_clockwait(sem: *mut libc::sem_t, clock: libc::clockid_t, abstime: *const libc::timespec) -> libc::c_int;
+}
 
 /// How long [`Stream::read_frame`] retries while writers keep the frame changing.
 const READ_PATIENCE: Duration = Duration::from_millis(200);
