@@ -80,7 +80,7 @@ fn publish_and_watch_with_check_and_json() {
         assert!(frame["latency_ns"].is_u64() && frame["lost"].is_u64(), "{frame}");
         assert_eq!(
             frame["serial"].as_u64(),
-            Some(i as u64 + 1 + lines[..i].iter().map(|f| f["lost"].as_u64().unwrap()).sum::<u64>())
+            Some(i as u64 + 1 + lines[..=i].iter().map(|f| f["lost"].as_u64().unwrap()).sum::<u64>())
         );
     }
     let summary = &lines[50];

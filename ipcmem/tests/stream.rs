@@ -417,6 +417,69 @@ fn serials_latest_checks_and_restart() {
     assert_eq!((frame.info.serial, frame.info.restarted), (2, false));
 }
 
+/// A relay's gaps in a ring of many slots: the reader finds the frames by the slot table.
+#[test]
+fn gaps_in_a_large_ring() {
+    let name = unique_name("gaps");
+    let mut guard = Guard::new();
+    guard.track(name.as_str());
+    let mut writer = StreamWriter::<u8>::create(name.as_str(), &[3], 200).unwrap();
+    let mut reader = StreamReader::<u8>::open(name.as_str()).unwrap();
+    for serial in [2, 150, 151, 10_000] {
+        writer.publish_with_serial(serial, 0, &[u8::try_from(serial % 256).unwrap(); 3]).unwrap();
+    }
+    // Frames 2 to 151 are older than the ring's 200 serials once 10,000 is published: lost.
+    let frame = reader.next(Duration::from_secs(1)).unwrap().unwrap();
+    assert_eq!((frame.info.serial, frame.info.lost), (10_000, 9_999));
+    assert!(reader.next(Duration::from_millis(20)).unwrap().is_none());
+    writer.publish_with_serial(10_100, 0, &[7; 3]).unwrap();
+    writer.publish_with_serial(10_150, 0, &[8; 3]).unwrap();
+    let frame = reader.next(Duration::from_secs(1)).unwrap().unwrap();
+    assert_eq!((frame.info.serial, frame.info.lost, frame.data), (10_100, 99, vec![7; 3]));
+    let newest = reader.latest().unwrap().unwrap();
+    assert_eq!((newest.info.serial, newest.info.lost), (10_150, 49));
+}
+
+/// A System V stream, by key and by id; a new writer under the key, followed by the reader that
+/// opened the key.
+#[test]
+fn a_system_v_stream_by_key_and_by_id() {
+    let key = common::unique_key();
+    let mut guard = Guard::new();
+    guard.track(key);
+    let options = StreamWriter::<i32>::options().volatile(false);
+    let mut writer = options.create(key, &[4], 3).unwrap();
+    let mut by_key = StreamReader::<i32>::open(key).unwrap();
+    let mut by_id = StreamReader::<i32>::open(writer.id()).unwrap();
+    writer.publish(&[5; 4]).unwrap();
+    for reader in [&mut by_key, &mut by_id] {
+        let frame = reader.next(Duration::from_secs(1)).unwrap().unwrap();
+        assert_eq!((frame.info.serial, frame.data), (1, vec![5; 4]));
+    }
+    let first_segment = writer.id();
+    drop(writer);
+    let mut again = options.create(key, &[4], 3).unwrap();
+    assert_ne!(again.id(), first_segment, "a new segment under the key");
+    again.publish(&[6; 4]).unwrap();
+    let frame = by_key.next(Duration::from_secs(1)).unwrap().unwrap();
+    assert_eq!((frame.info.serial, frame.info.restarted, frame.data), (1, true, vec![6; 4]));
+    // The reader by id keeps its segment (an id names one segment for good): its writer closed.
+    assert!(matches!(by_id.next(Duration::from_secs(1)), Err(Error::WriterGone { .. })));
+}
+
+/// The options of `StreamWriter::<T>` make a stream of `T`, whatever the frames published later
+/// would let the compiler infer.
+#[test]
+fn typed_options_keep_their_element_type() {
+    let name = unique_name("typed");
+    let mut guard = Guard::new();
+    guard.track(name.as_str());
+    let mut writer = StreamWriter::<f32>::options().perms(0o640).create(name.as_str(), &[2, 2], 2).unwrap();
+    writer.publish(&[0.5; 4]).unwrap();
+    assert_eq!(stream::inspect(name.as_str()).unwrap().element, ElementType::F32);
+    assert_eq!(common::posix_mode(&name), Some(0o640));
+}
+
 /// A stream made without a writer (`ipcmem stream create`): readers wait; a writer attaches,
 /// and one that closed is followed by another on the same object, serials going on.
 #[test]
