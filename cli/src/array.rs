@@ -237,6 +237,8 @@ pub fn header_of(object: &ObjectInfo, attach: bool) -> Option<Header> {
     match (&object.name, object.id) {
         // A semaphore's name is not that of a shared memory object, and it holds no array.
         _ if object.kind == Kind::Semaphore => None,
+        // A name that is not UTF-8 cannot be opened by its lossy form (which may name another).
+        _ if object.name_bytes.is_some() => None,
         (Some(name), _) => array::try_inspect(name),
         (None, Some(id)) if attach => array::try_inspect(id),
         _ => None,

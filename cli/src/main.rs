@@ -6,12 +6,13 @@
 
 mod args;
 mod array;
-mod bench;
 mod cli;
 mod data;
 mod demo;
+mod escape;
 mod failure;
 mod inspect;
+mod isio;
 mod manage;
 mod report;
 mod signals;
@@ -35,7 +36,7 @@ fn run(command: Command) -> Outcome {
     match command {
         Command::Create { object, size, mode, volatile, hold } => manage::create(&object, size, mode, volatile, hold),
         Command::Hold { object } => manage::hold(&object),
-        Command::List { posix, sysv, sem, json } => inspect::list(args::filter(posix, sysv, sem), json),
+        Command::List { posix, sysv, sem, isio, json } => inspect::list(args::listing(posix, sysv, sem, isio), json),
         Command::Info { object, json } => inspect::info(&object, json),
         Command::Rm { objects, force } => manage::rm(&objects, force),
         Command::Read { object, offset, length } => data::read(&object, offset, length),
@@ -49,9 +50,7 @@ fn run(command: Command) -> Outcome {
         Command::Array(ArrayCommand::Show { object, limit }) => array::show(&object, limit),
         Command::Stream(command) => run_stream(command),
         Command::Demo => demo::run(),
-        Command::Bench(args) => bench::run(&args),
-        Command::BenchPong(args) => bench::pong(&args),
-        Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
+        Command::DemoChild { posix, sysv, stream } => demo::child(&posix, &sysv, &stream),
     }
 }
 

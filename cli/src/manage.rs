@@ -7,6 +7,7 @@ use ipcmem::{inventory, posix, sysv, Id, Key, Semaphore, SharedMemory};
 use serde::Serialize;
 
 use crate::args::{Mode, Target};
+use crate::escape::escaped;
 use crate::failure::{self, Failure, Outcome};
 use crate::inspect::print_line;
 use crate::signals;
@@ -128,6 +129,7 @@ pub fn rm(objects: &[Target], force: bool) -> Outcome {
 fn remove(target: &Target) -> ipcmem::Result<()> {
     let object = match target {
         Target::Memory(object) => object,
+        Target::Isio(name) => return crate::isio::remove(name),
         Target::Semaphore(name) => {
             // Looked up first: unlinking a missing semaphore is no error for the library.
             inventory::semaphore(name)?;
@@ -147,6 +149,7 @@ fn remove(target: &Target) -> ipcmem::Result<()> {
 pub fn chmod(target: &Target, mode: Mode) -> Outcome {
     match target {
         Target::Memory(object) => set_mode(object, mode)?,
+        Target::Isio(name) => crate::isio::chmod(name, mode)?,
         Target::Semaphore(name) => {
             // Its file, `/sem.NAME`, is changed as a POSIX object is.
             let file = inventory::semaphore(name)?.object();
@@ -184,8 +187,10 @@ pub fn set_mode(object: &Id, mode: Mode) -> ipcmem::Result<()> {
 pub fn key(path: &Path, proj: u8) -> Outcome {
     // The library's errors speak of shared memory objects; here the object is a file.
     let key = Key::from_path(path, proj).map_err(|error| match error {
-        ipcmem::Error::NotFound { .. } => Failure::about(path.display(), "no such file: ftok needs an existing file"),
-        ipcmem::Error::PermissionDenied { .. } => {
+        ipcmem::Error::Os { errno, .. } if errno.raw_os_error() == libc::ENOENT => {
+            Failure::about(path.display(), "no such file: ftok needs an existing file")
+        }
+        ipcmem::Error::Os { errno, .. } if errno.raw_os_error() == libc::EACCES => {
             Failure::about(path.display(), "permission denied: ftok needs to stat the file")
         }
         other => other.into(),
@@ -201,6 +206,8 @@ struct CollectedJson<'a> {
     id: Option<i32>,
     reason: &'a str,
     removed: bool,
+    /// The exact bytes of a name that is not UTF-8; `null` for a UTF-8 name.
+    name_bytes: Option<&'a [u8]>,
 }
 
 /// `ipcmem gc [--dry-run] [--json]`.
@@ -219,7 +226,14 @@ pub fn gc(dry_run: bool, json: bool) -> Outcome {
 }
 
 fn collected_json(entry: &Collected) -> CollectedJson<'_> {
-    CollectedJson { kind: "posix", name: &entry.name, id: None, reason: entry.reason, removed: entry.removed }
+    CollectedJson {
+        kind: "posix",
+        name: &entry.name,
+        id: None,
+        reason: entry.reason,
+        removed: entry.removed,
+        name_bytes: entry.name_bytes.as_deref(),
+    }
 }
 
 fn collected_line(entry: &Collected, dry_run: bool) -> String {
@@ -229,5 +243,6 @@ fn collected_line(entry: &Collected, dry_run: bool) -> String {
         // Someone opened or removed it between the look and the removal.
         (false, false) => "left",
     };
-    format!("{verb} {}: {}", entry.name, entry.reason)
+    let name = escaped(entry.name_bytes.as_deref().unwrap_or(entry.name.as_bytes()));
+    format!("{verb} {name}: {}", entry.reason)
 }

@@ -8,6 +8,7 @@ use ipcmem::inventory::{Kind, ObjectInfo};
 use ipcmem::stream::StreamInfo;
 use serde::Serialize;
 
+use crate::escape::escaped;
 use crate::stream::StreamJson;
 use crate::users::Users;
 
@@ -81,6 +82,15 @@ pub struct ObjectJson {
     pub locked: Option<bool>,
     /// The count of a named semaphore, `null` if unreadable.
     pub value: Option<u32>,
+    /// The exact bytes of a name that is not UTF-8 (`name` then has U+FFFD for each bad
+    /// sequence); `null` for a UTF-8 name, which `name` holds exactly.
+    pub name_bytes: Option<Vec<u8>>,
+    /// The object as a terminal may show it (controls and bad bytes escaped); not in JSON.
+    #[serde(skip)]
+    pub shown: String,
+    /// An ImageStreamIO stream's `cnt0` and kind (kind `"isio"` only; absent for the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isio: Option<crate::isio::IsioSummary>,
 }
 
 /// The element type and dimensions of a shared array: `{"type": "f32", "dims": [640, 480]}`.
@@ -135,6 +145,53 @@ impl ObjectJson {
             mtime: info.mtime,
             locked: info.locked,
             value: info.value,
+            name_bytes: info.name_bytes.clone(),
+            shown: escaped(&info.label_bytes()),
+            isio: None,
+        }
+    }
+
+    /// The JSON of a file that is an object of its own kind (an ImageStreamIO stream): name,
+    /// size, mode, owner and times from the file; `cpid` as given.
+    pub fn file(
+        kind: &'static str,
+        name: &str,
+        object: String,
+        file: &std::fs::Metadata,
+        cpid: Option<i32>,
+        users: &mut Users,
+    ) -> ObjectJson {
+        use std::os::unix::fs::MetadataExt;
+        ObjectJson {
+            kind,
+            name: Some(name.to_owned()),
+            id: None,
+            key: None,
+            size: file.size(),
+            mode: format!("{:04o}", file.mode() & 0o777),
+            uid: file.uid(),
+            user: users.name(file.uid()),
+            gid: file.gid(),
+            nattch: None,
+            cpid,
+            lpid: None,
+            atime: Some(file.atime()),
+            dtime: None,
+            ctime: file.ctime(),
+            marked_for_removal: false,
+            volatile: None,
+            in_use: None,
+            array: None,
+            shown: escaped(object.as_bytes()),
+            object,
+            cuid: None,
+            cgid: None,
+            mtime: Some(file.mtime()),
+            locked: None,
+            value: None,
+            stream: None,
+            name_bytes: None,
+            isio: None,
         }
     }
 }
@@ -155,9 +212,14 @@ pub fn info_lines(json: &ObjectJson) -> Vec<String> {
         format!("{} {} x{}, serial {}{writer}", stream.element, dims.join("x"), stream.slots, stream.serial)
     });
     let fields: [(&str, String); 26] = [
-        ("object", json.object.clone()),
+        ("object", json.shown.clone()),
         ("kind", json.kind.to_owned()),
-        ("name", shown(json.name.as_ref())),
+        (
+            "name",
+            json.name_bytes
+                .as_deref()
+                .map_or_else(|| shown(json.name.as_ref().map(|name| escaped(name.as_bytes()))), escaped),
+        ),
         ("id", shown(json.id)),
         ("key", json.key.map_or_else(|| "-".to_owned(), |key| format!("{:#010x} ({key})", key.cast_unsigned()))),
         ("size", format!("{} ({})", json.size, compact_size(json.size))),
@@ -211,6 +273,11 @@ impl Table {
         Table { rows }
     }
 
+    /// Adds a row of another kind of object (an ImageStreamIO stream) after the others.
+    pub fn push(&mut self, row: [String; COLUMNS]) {
+        self.rows.push(row);
+    }
+
     /// The lines of the table, columns separated by two spaces, no trailing blanks.
     pub fn lines(&self) -> Vec<String> {
         let widths: Vec<usize> = (0..COLUMNS)
@@ -248,7 +315,7 @@ fn row(info: &ObjectInfo, contents: &Contents, users: &mut Users) -> [String; CO
     let kind = if info.kind == Kind::Semaphore { "sem" } else { kind_name(info.kind) };
     [
         kind.to_owned(),
-        info.label(),
+        escaped(&info.label_bytes()),
         info.key.map_or_else(dash, |key| format!("{:#010x}", key.as_raw().cast_unsigned())),
         compact_size(info.size),
         format!("{:04o}", info.mode),

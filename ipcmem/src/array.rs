@@ -63,6 +63,7 @@ use crate::shm::{Outcome, Persistence, SharedMemory, ShmOptions};
 pub use num_complex::{Complex32, Complex64};
 
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 pub use ndarray;
 
 /// The magic number at byte 0 of a header: "WA-1" (wrapped array, version 1).
@@ -1044,6 +1045,7 @@ impl<T: Element> crate::shm::AsSharedMemory for SharedArray<T> {
 }
 
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 impl<T: Element> SharedArray<T> {
     /// The array as an `ndarray` view in Fortran (column-major) order, so that
     /// `view[[i, j, k]]` is [`get(&[i, j, k])`](Self::get).

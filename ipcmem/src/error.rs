@@ -11,6 +11,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use crate::array::{ElementType, HeaderError};
+use crate::isio::LayoutError;
 
 /// The result type of ipcmem.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -137,6 +138,23 @@ pub enum Error {
         /// How long the opener waited.
         waited: Duration,
     },
+    /// A file whose ImageStreamIO metadata breaks the layout (see [`crate::isio`]).
+    #[error("{object}: not a valid ImageStreamIO stream: {reason}")]
+    BadImageStream {
+        /// The stream (`isio:NAME`).
+        object: String,
+        /// The check of the layout that the file breaks.
+        reason: LayoutError,
+    },
+    /// Others hold what is needed, and waiting did not help: a writer that keeps a frame
+    /// changing, or semaphores all claimed.
+    #[error("{object}: busy: {reason}")]
+    Busy {
+        /// The object.
+        object: String,
+        /// What is busy.
+        reason: String,
+    },
     /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
     /// see [`crate::stream`].
     #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
@@ -214,7 +232,8 @@ pub enum Limit {
     ShmAll,
     /// The free space of the file system of POSIX objects (`/dev/shm`).
     NoSpace,
-    /// The memory the kernel can give, or `RLIMIT_MEMLOCK` for locking.
+    /// The memory the kernel can give. (`RLIMIT_MEMLOCK` is [`Limit::LockedMemory`]; a failed
+    /// lock that the limit does not explain says so in the detail.)
     Memory,
     /// The number of open files.
     OpenFiles,
@@ -234,7 +253,7 @@ impl fmt::Display for Limit {
                 "SHMALL reached: all System V segments together may not grow further (/proc/sys/kernel/shmall)"
             }
             Self::NoSpace => "not enough free space in /dev/shm",
-            Self::Memory => "not enough memory (or RLIMIT_MEMLOCK for locking)",
+            Self::Memory => "not enough memory",
             Self::OpenFiles => "too many open files",
             Self::HugePages => "huge pages unavailable",
             Self::LockedMemory => "RLIMIT_MEMLOCK reached: this process may lock no more memory (ulimit -l)",
@@ -295,6 +314,8 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
+            | Self::BadImageStream { object, .. }
+            | Self::Busy { object, .. }
             | Self::WriterGone { object, .. }
             | Self::BadStream { object, .. }
             | Self::Os { object, .. } => object,
@@ -312,7 +333,11 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
-            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadStream { .. } => io::ErrorKind::InvalidData,
+            Self::BadHeader { .. }
+            | Self::TypeMismatch { .. }
+            | Self::BadStream { .. }
+            | Self::BadImageStream { .. } => io::ErrorKind::InvalidData,
+            Self::Busy { .. } => io::ErrorKind::ResourceBusy,
             Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,

@@ -16,7 +16,9 @@
 
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use rustix::fs::{self, AtFlags, FlockOperation, Mode as FileMode, OFlags, CWD};
 
@@ -36,8 +38,12 @@ pub enum Mode {
 /// An object that [`collect`] found abandoned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collected {
-    /// The object's name, `/name`.
+    /// The object's name, `/name`; for a name that is not UTF-8, with U+FFFD in place of each
+    /// bad sequence (exact in `name_bytes`). Escape it before printing: names may hold any byte
+    /// but `/` and NUL.
     pub name: String,
+    /// The exact bytes of a name that is not UTF-8; `None` for a UTF-8 name.
+    pub name_bytes: Option<Vec<u8>>,
     /// Why it is garbage.
     pub reason: &'static str,
     /// Whether it was removed (false in a dry run).
@@ -58,26 +64,30 @@ pub fn collect(mode: Mode) -> Result<Vec<Collected>> {
     let held = if mode == Mode::DryRun { inventory::held_inodes() } else { None };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        // Names that are not UTF-8 are collected as well: by their path, never by a lossy name.
+        let file_name = entry.file_name();
         let owned_by_me = entry.metadata().is_ok_and(|meta| meta.is_file() && meta.uid() == me);
-        if file_name.starts_with("sem.") || !owned_by_me {
+        if file_name.as_bytes().starts_with(b"sem.") || !owned_by_me {
             continue;
         }
-        let name = format!("/{file_name}");
-        if let Some(removed) = collect_one(&name, mode, held.as_ref()) {
-            found.push(Collected { name, reason: REASON, removed });
+        let path = Path::new(SHM_DIR).join(&file_name);
+        if let Some(removed) = collect_one(&path, mode, held.as_ref()) {
+            let name_bytes = [b"/", file_name.as_bytes()].concat();
+            let name = String::from_utf8_lossy(&name_bytes).into_owned();
+            let name_bytes = file_name.to_str().is_none().then_some(name_bytes);
+            found.push(Collected { name, name_bytes, reason: REASON, removed });
         }
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }
 
-/// Collects `name` if it is volatile and unheld: `Some(removed)`; `None` if it is not garbage.
-fn collect_one(name: &str, mode: Mode, held: Option<&HashSet<Inode>>) -> Option<bool> {
-    let path = posix::path_of(name);
+/// Collects the object at `path` if it is volatile and unheld: `Some(removed)`; `None` if it is
+/// not garbage.
+fn collect_one(path: &Path, mode: Mode, held: Option<&HashSet<Inode>>) -> Option<bool> {
     let fd = fs::openat(
         CWD,
-        path.as_str(),
+        path,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
         FileMode::empty(),
     )
@@ -93,9 +103,9 @@ fn collect_one(name: &str, mode: Mode, held: Option<&HashSet<Inode>>) -> Option<
     fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
     let same = fs::fstat(&fd)
         .ok()
-        .zip(fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok())
+        .zip(fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW).ok())
         .is_some_and(|(ours, named)| (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino));
-    Some(same && fs::unlinkat(CWD, path.as_str(), AtFlags::empty()).is_ok())
+    Some(same && fs::unlinkat(CWD, path, AtFlags::empty()).is_ok())
 }
 
 /// Whether no process holds the object open at `fd`, by the `held` files read from `/proc/locks`
@@ -124,9 +134,15 @@ fn is_unheld(fd: &OwnedFd, held: Option<&HashSet<Inode>>) -> bool {
 pub fn sweep(prefix: &str) {
     if let Ok(entries) = std::fs::read_dir(SHM_DIR) {
         for entry in entries.flatten() {
-            let name = format!("/{}", entry.file_name().to_string_lossy());
-            if name.starts_with(prefix) {
-                let _ = crate::shmrm(name.as_str());
+            let file_name = entry.file_name();
+            if ![b"/", file_name.as_bytes()].concat().starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            // A name that is not UTF-8 goes by its path: its lossy form could name another.
+            if let Some(name) = file_name.to_str() {
+                let _ = crate::shmrm(format!("/{name}").as_str());
+            } else {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }

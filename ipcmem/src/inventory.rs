@@ -23,6 +23,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{self, AtFlags, CWD};
 use rustix::io::Errno;
@@ -76,8 +77,14 @@ pub struct ObjectInfo {
     /// POSIX object, named semaphore or System V segment.
     pub kind: Kind,
     /// The POSIX name, with its leading slash; for a named semaphore, the name as `sem_open`
-    /// takes it (`/NAME` for the file `/dev/shm/sem.NAME`).
+    /// takes it (`/NAME` for the file `/dev/shm/sem.NAME`). A name that is not UTF-8 is here
+    /// with U+FFFD in place of each bad sequence, and exact in [`name_bytes`](Self::name_bytes).
+    /// Names may hold any byte but `/` and NUL, newlines and terminal escapes included: escape
+    /// them before printing.
     pub name: Option<String>,
+    /// The exact bytes of a name that is not UTF-8 (with its leading slash, as `name`); `None`
+    /// for a UTF-8 name, which `name` holds exactly.
+    pub name_bytes: Option<Vec<u8>>,
     /// The System V segment id.
     pub id: Option<ShmId>,
     /// The System V key; `None` for a segment without one (made with `IPC_PRIVATE`, or whose
@@ -147,6 +154,15 @@ impl ObjectInfo {
         match (self.kind, &self.name) {
             (Kind::Semaphore, Some(name)) => semaphore_label(name),
             _ => self.object().to_string(),
+        }
+    }
+
+    /// The exact bytes of [`label`](Self::label), also for a name that is not UTF-8.
+    pub fn label_bytes(&self) -> Vec<u8> {
+        match (self.kind, &self.name_bytes) {
+            (Kind::Semaphore, Some(bytes)) => [b"sem:", bytes.as_slice()].concat(),
+            (_, Some(bytes)) => bytes.clone(),
+            _ => self.label().into_bytes(),
         }
     }
 
@@ -231,24 +247,47 @@ fn list_dev_shm() -> Result<Vec<ObjectInfo>> {
     let held = held_inodes();
     let objects = entries
         .flatten()
-        .filter_map(|entry| entry.file_name().to_str().map(|file| format!("/{file}")))
-        .filter(|name| posix::check_name(name).is_ok())
         // An object removed since the directory was read is simply not listed.
-        .filter_map(|file| {
-            let info = posix_info(&file, held.as_ref()).ok()?;
-            // A `sem.` file whose rest makes no semaphore name (`sem.` alone) is just a file.
-            match file.strip_prefix("/sem.").map(|name| format!("/{name}")) {
-                Some(name) if check_semaphore_name(&name).is_ok() => Some(as_semaphore(info, &name)),
-                _ => Some(info),
-            }
+        .filter_map(|entry| match entry.file_name().to_str() {
+            Some(file) => utf8_file_info(file, held.as_ref()),
+            None => non_utf8_file_info(entry.file_name().as_bytes(), held.as_ref()),
         })
         .collect();
     Ok(objects)
 }
 
+/// The object or semaphore of the file `file` of `/dev/shm`, if it is one.
+fn utf8_file_info(file: &str, held: Option<&HashSet<Inode>>) -> Option<ObjectInfo> {
+    let file = format!("/{file}");
+    posix::check_name(&file).ok()?;
+    let info = posix_info(&file, held).ok()?;
+    // A `sem.` file whose rest makes no semaphore name (`sem.` alone) is just a file.
+    match file.strip_prefix("/sem.").map(|name| format!("/{name}")) {
+        Some(name) if check_semaphore_name(&name).is_ok() => Some(as_semaphore(info, &name)),
+        _ => Some(info),
+    }
+}
+
+/// The object or semaphore of the file `file` of `/dev/shm` whose name is not UTF-8, if it is
+/// one: listed with its exact bytes in `name_bytes`, so that such a name is never hidden.
+fn non_utf8_file_info(file: &[u8], held: Option<&HashSet<Inode>>) -> Option<ObjectInfo> {
+    let path = std::path::Path::new(SHM_DIR).join(std::ffi::OsStr::from_bytes(file));
+    let name_bytes = [b"/", file].concat();
+    let mut info = stat_info(String::from_utf8_lossy(&name_bytes).into_owned(), &path, held).ok()?;
+    info.name_bytes = Some(name_bytes);
+    if let Some(rest) = file.strip_prefix(b"sem.") {
+        info.value = semaphore_value(&path);
+        info.kind = Kind::Semaphore;
+        let name = [b"/", rest].concat();
+        info.name = Some(String::from_utf8_lossy(&name).into_owned());
+        info.name_bytes = Some(name);
+    }
+    Some(info)
+}
+
 /// The info of a semaphore's file, `info`, as that of the semaphore `name`, with its count.
 fn as_semaphore(mut info: ObjectInfo, name: &str) -> ObjectInfo {
-    info.value = semaphore_value(&posix::path_of(&semaphore_file(name)));
+    info.value = semaphore_value(posix::path_of(&semaphore_file(name)));
     info.kind = Kind::Semaphore;
     info.name = Some(name.to_owned());
     info
@@ -261,8 +300,9 @@ fn as_semaphore(mut info: ObjectInfo, name: &str) -> ObjectInfo {
 /// count glibc's own `sem_getvalue` then reads: neither mapped (a file cut short by another
 /// process could not raise `SIGBUS`) nor locked nor opened as a semaphore (the drop of such a
 /// handle unlinks a volatile semaphore that no one else holds).
-fn semaphore_value(path: &str) -> Option<u32> {
+fn semaphore_value(path: impl AsRef<std::path::Path>) -> Option<u32> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let path = path.as_ref();
     let open = |flags| {
         std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | flags).open(path)
     };
@@ -311,16 +351,20 @@ fn about_semaphore(mut error: Error, name: &str) -> Error {
 
 fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
     posix::check_name(name)?;
-    let path = posix::path_of(name);
-    let stat = fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|errno| Error::from_errno(&name, "stat", errno))?;
+    stat_info(name.to_owned(), std::path::Path::new(&posix::path_of(name)), held)
+}
+
+/// The info of the file at `path`, the POSIX object `name` (as errors name it).
+fn stat_info(name: String, path: &std::path::Path, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
+    let stat =
+        fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW).map_err(|errno| Error::from_errno(&name, "stat", errno))?;
     if fs::FileType::from_raw_mode(stat.st_mode) != fs::FileType::RegularFile {
         return Err(Error::InvalidArgument {
-            object: name.to_owned(),
+            object: name,
             reason: "not a shared memory object: not a regular file in /dev/shm".into(),
         });
     }
-    let volatile = marked_volatile(&path);
+    let volatile = marked_volatile(path);
     let inode = Inode::of(&stat);
     let in_use = match (volatile, held) {
         (Some(true), Some(held)) => Some(held.contains(&inode)),
@@ -328,7 +372,8 @@ fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
     };
     Ok(ObjectInfo {
         kind: Kind::Posix,
-        name: Some(name.to_owned()),
+        name: Some(name),
+        name_bytes: None,
         id: None,
         key: None,
         size: u64::try_from(stat.st_size).unwrap_or(0),
@@ -354,7 +399,7 @@ fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
 
 /// Whether the object at `path` carries the volatile marker; `None` if the caller may not read
 /// it. Read by path: opening would need read permission and could block on odd files.
-fn marked_volatile(path: &str) -> Option<bool> {
+fn marked_volatile(path: &std::path::Path) -> Option<bool> {
     match fs::lgetxattr(path, VOLATILE_XATTR, &mut [0_u8; 8]) {
         Ok(_) => Some(true),
         Err(Errno::NODATA | Errno::OPNOTSUPP) => Some(false),
@@ -473,6 +518,7 @@ fn from_shminfo(info: &sysv::ShmInfo) -> ObjectInfo {
     ObjectInfo {
         kind: Kind::SysV,
         name: None,
+        name_bytes: None,
         id: Some(info.id),
         key: (!info.key.is_private()).then_some(info.key),
         size: info.size as u64,

@@ -41,6 +41,7 @@
 //! | process-shared locks (not robust, re-initialised on attach) | [`sync::Mutex`] (robust), [`sync::RwLock`], [`sync::Condvar`], and [`Event`] (spin, then futex) |
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
 pub mod array;
@@ -49,6 +50,7 @@ pub mod event;
 pub mod gc;
 mod huge;
 pub mod inventory;
+pub mod isio;
 pub mod key;
 pub mod posix;
 mod prefault;
@@ -70,3 +72,8 @@ pub use sysv::ShmInfo;
 pub fn page_size() -> usize {
     rustix::param::page_size()
 }
+
+/// The Rust snippets of README.md, run as doc tests so that the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -423,10 +423,11 @@ fn control(id: ShmId, command: i32, ds: &mut libc::shmid_ds, operation: &'static
     }
     Err(match last_errno() {
         Errno::INVAL | Errno::IDRM => Error::NotFound { object: id.to_string(), hint: Some("no segment has this id") },
-        Errno::NOMEM => Error::LimitExceeded {
+        // Only SHM_LOCK meets the lock limit; any other ENOMEM is memory.
+        Errno::NOMEM if command == libc::SHM_LOCK => Error::LimitExceeded {
             object: id.to_string(),
-            limit: Limit::Memory,
-            detail: "locking needs RLIMIT_MEMLOCK or CAP_IPC_LOCK".into(),
+            limit: Limit::LockedMemory,
+            detail: "locking a segment needs RLIMIT_MEMLOCK above its size, or CAP_IPC_LOCK".into(),
         },
         errno => Error::from_errno(&id, operation, errno),
     })

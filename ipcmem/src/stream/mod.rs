@@ -47,6 +47,7 @@ mod raw;
 mod typed;
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use layout::{
@@ -297,16 +298,46 @@ pub fn now_ns() -> u64 {
 
 /// Options for making a stream or becoming its writer: those of [`ShmOptions`] that apply
 /// (mode, volatile, reserve, prefault, huge pages, lock).
-#[derive(Debug, Clone, Default)]
+///
+/// `StreamOptions::new()` makes untyped writers ([`create_raw`](Self::create_raw), …);
+/// `StreamWriter::<T>::options()` gives `StreamOptions<T>`, whose [`create`](Self::create),
+/// [`attach`](Self::attach) and [`create_or_attach`](Self::create_or_attach) make a
+/// `StreamWriter<T>`: the element type is the one named, never inferred from later use.
 #[must_use]
-pub struct StreamOptions {
+pub struct StreamOptions<T = ()> {
     shm: ShmOptions,
+    element: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for StreamOptions<T> {
+    fn clone(&self) -> Self {
+        StreamOptions { shm: self.shm.clone(), element: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for StreamOptions<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamOptions").field("shm", &self.shm).finish()
+    }
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions::new()
+    }
 }
 
 impl StreamOptions {
-    /// The defaults: mode 0o600, volatile.
+    /// The defaults: mode 0o600, volatile; untyped.
     pub fn new() -> StreamOptions {
-        StreamOptions::default()
+        StreamOptions { shm: ShmOptions::new(), element: PhantomData }
+    }
+}
+
+impl<T> StreamOptions<T> {
+    /// The same options for writers of `U` frames.
+    pub fn typed<U: Element>(self) -> StreamOptions<U> {
+        StreamOptions { shm: self.shm, element: PhantomData }
     }
 
     /// The permission bits of a new stream; readers need only read permission.
@@ -395,24 +426,21 @@ impl StreamOptions {
     ) -> Result<SharedMemory> {
         RawWriter::create_object_only(&self.shm, &obj.into(), element, frame_dims, slots)
     }
+}
 
+impl<T: Element> StreamOptions<T> {
     /// As [`create_raw`](Self::create_raw), typed.
-    pub fn create<T: Element>(
-        &self,
-        obj: impl Into<Id>,
-        frame_dims: &[usize],
-        slots: usize,
-    ) -> Result<StreamWriter<T>> {
+    pub fn create(&self, obj: impl Into<Id>, frame_dims: &[usize], slots: usize) -> Result<StreamWriter<T>> {
         StreamWriter::from_raw(self.create_raw(obj, T::TYPE, frame_dims, slots)?)
     }
 
     /// As [`attach_raw`](Self::attach_raw), typed: the stream must hold `T`.
-    pub fn attach<T: Element>(&self, obj: impl Into<Id>) -> Result<StreamWriter<T>> {
+    pub fn attach(&self, obj: impl Into<Id>) -> Result<StreamWriter<T>> {
         StreamWriter::from_raw(self.attach_raw(obj)?)
     }
 
     /// As [`create_or_attach_raw`](Self::create_or_attach_raw), typed.
-    pub fn create_or_attach<T: Element>(
+    pub fn create_or_attach(
         &self,
         obj: impl Into<Id>,
         frame_dims: &[usize],

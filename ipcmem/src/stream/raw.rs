@@ -34,6 +34,20 @@ const READONLY_WINDOW: Duration = Duration::from_millis(200);
 /// The longest pause of [`RawReader::open_wait`] between two looks for the stream.
 const OPEN_POLL_MAX: Duration = Duration::from_millis(10);
 
+/// Ranges of serials shorter than this are looked up one by one, longer ones by a pass over
+/// the slot table.
+const SEQUENTIAL_LOOKUP: u64 = 64;
+
+/// Which end of a range of serials a read wants.
+#[derive(Clone, Copy)]
+enum Which {
+    /// The oldest complete frame (`next`).
+    Oldest,
+    /// The newest complete frame (`latest`).
+    Newest,
+}
+use Which::{Newest, Oldest};
+
 /// How many times a read looks again at the newest serial when every candidate frame was
 /// overwritten during its copy, before it waits for the next notification.
 const READ_ATTEMPTS: usize = 4;
@@ -150,6 +164,38 @@ impl Stream {
             return Ok(None);
         }
         Ok(Some((acquired, published)))
+    }
+
+    /// The oldest (or newest) serial in `first..=last` whose frame is complete in its slot now,
+    /// if any. A short range is looked up serial by serial; a long one (a ring of many slots
+    /// with gaps in its serials, or a lying control block) by one pass over the slot table, so
+    /// that the cost is bounded by the ring, never by the numbers in it.
+    fn complete_serial(&self, first: u64, last: u64, which: Which) -> Option<u64> {
+        if first == 0 || first > last {
+            return None;
+        }
+        let g = &self.geometry;
+        let complete = |serial: u64| {
+            let slot = self.slot_of(serial);
+            self.word(g.slot_field(slot, field::SLOT_SEQ)).load(Ordering::Relaxed) == serial * 2
+        };
+        if last - first < SEQUENTIAL_LOOKUP {
+            return match which {
+                Which::Oldest => (first..=last).find(|&serial| complete(serial)),
+                Which::Newest => (first..=last).rev().find(|&serial| complete(serial)),
+            };
+        }
+        let serials = (0..g.slots).filter_map(|slot| {
+            let seq = self.word(g.slot_field(slot, field::SLOT_SEQ)).load(Ordering::Relaxed);
+            let serial = seq / 2;
+            // A complete frame whose serial belongs in this slot, within the range.
+            (seq.is_multiple_of(2) && (first..=last).contains(&serial) && self.slot_of(serial) == slot)
+                .then_some(serial)
+        });
+        match which {
+            Which::Oldest => serials.min(),
+            Which::Newest => serials.max(),
+        }
     }
 
     /// Whether the name (or key) still finds this object.
@@ -618,16 +664,21 @@ impl RawReader {
     }
 
     /// Opens the stream `obj`, waiting up to `timeout` for it to be created (and its header
-    /// to be written). Polls with a bounded back-off (1 ms doubling up to 10 ms) rather than
+    /// to be written). If it had to wait, the first [`next`](Self::next_into) returns the
+    /// stream's first frame (or counts it lost if the ring no longer holds it); else, as
+    /// [`open`](Self::open). Polls with a bounded back-off (1 ms doubling up to 10 ms) rather than
     /// inotify: it works alike for System V keys, and costs at most 100 looks a second.
     pub fn open_wait(obj: impl Into<Id>, timeout: Duration) -> Result<RawReader> {
         let obj = obj.into();
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut waited = false;
         loop {
             let left = timeout.saturating_sub(start.elapsed());
             match open_stream(&obj, left.min(array::DEFAULT_WAIT)) {
-                Err(Error::NotFound { .. } | Error::NotInitialised { .. }) if !left.is_zero() => {}
+                Err(Error::NotFound { .. } | Error::NotInitialised { .. }) if !left.is_zero() => waited = true,
+                // A stream that appeared while this reader waited is read from its first frame.
+                Ok(stream) if waited => return Ok(RawReader { previous: 0, ..RawReader::new(stream) }),
                 Err(Error::NotFound { object, .. }) => {
                     return Err(Error::NotFound {
                         object,
@@ -717,12 +768,14 @@ impl RawReader {
         self.check_buffer(buf.len())?;
         self.follow_restart(false);
         for _ in 0..READ_ATTEMPTS {
-            let last = self.stream.last_serial();
+            let last = self.stream.last_serial().min(MAX_SERIAL);
             let oldest = self.oldest(last);
-            for serial in (oldest..=last).rev() {
+            let mut below = last;
+            while let Some(serial) = self.stream.complete_serial(oldest, below, Newest) {
                 if let Some(times) = self.stream.read_frame(serial, buf)? {
                     return Ok(Some(self.returned(serial, times)));
                 }
+                below = serial - 1;
             }
             if self.stream.last_serial() == last {
                 break;
@@ -739,11 +792,13 @@ impl RawReader {
             if last <= self.previous || last > MAX_SERIAL {
                 return Ok(None);
             }
-            let first = self.oldest(last).max(self.previous + 1);
-            for serial in first..=last {
+            let mut first = self.oldest(last).max(self.previous + 1);
+            while let Some(serial) = self.stream.complete_serial(first, last, Oldest) {
                 if let Some(times) = self.stream.read_frame(serial, buf)? {
                     return Ok(Some(self.returned(serial, times)));
                 }
+                // Overwritten during the copy: a newer one.
+                first = serial + 1;
             }
             if self.stream.last_serial() == last {
                 // Nothing readable although the serial says so: a gap in the serials

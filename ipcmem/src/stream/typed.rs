@@ -31,18 +31,18 @@ impl<T: Element> StreamWriter<T> {
     /// Makes a new stream of `slots` frames of `frame_dims` (volatile, mode 0o600) and becomes
     /// its writer; see [`StreamOptions::create_raw`].
     pub fn create(obj: impl Into<Id>, frame_dims: &[usize], slots: usize) -> Result<Self> {
-        StreamOptions::new().create(obj, frame_dims, slots)
+        Self::options().create(obj, frame_dims, slots)
     }
 
     /// Becomes the writer of an existing stream of `T` without a live writer; see
     /// [`StreamOptions::attach_raw`].
     pub fn attach(obj: impl Into<Id>) -> Result<Self> {
-        StreamOptions::new().attach(obj)
+        Self::options().attach(obj)
     }
 
     /// The options builder (mode, volatile, prefault, huge pages, lock).
-    pub fn options() -> StreamOptions {
-        StreamOptions::new()
+    pub fn options() -> StreamOptions<T> {
+        StreamOptions::new().typed()
     }
 
     pub(super) fn from_raw(raw: RawWriter) -> Result<Self> {

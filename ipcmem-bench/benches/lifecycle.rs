@@ -18,7 +18,7 @@
 //! Whatever a failed run leaves (names with this process's prefix, segments it created) is
 //! removed when `main` ends, also on a panic.
 //!
-//! Run: `cargo bench -p ipcmem --bench lifecycle`; the medians are in
+//! Run: `cargo bench -p ipcmem-bench --bench lifecycle`; the medians are in
 //! `target/criterion/<group>/<function>/new/estimates.json`.
 
 use std::ffi::CString;

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use ipcmem::{Key, SharedMemory};
 
-use super::stats::{self, Samples, Table};
-use super::{progress, raw, stop, Settings};
 use crate::failure::{Failure, Outcome};
+use crate::section::{Counts, Section};
+use crate::stats::{self, Samples, Table};
+use crate::{progress, raw, stop, Settings};
 
 /// How a variant makes its object ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,17 @@ const VARIANTS: [Variant; 7] = [
     },
     Variant { kind: "System V", how: "ipcmem: create with prefault(true)", way: Way::Prefault, once: ipcmem_sysv },
 ];
+
+/// The ready section, in the default run (`--ready` alone).
+pub const SECTION: Section = Section {
+    flag: "ready",
+    help: "Time until a fresh object of --size is usable: first touch, single-thread populate, prefault",
+    in_default_run: true,
+    large: true,
+    reps: Counts { full: 5, quick: 2 },
+    iterations: Counts::NONE,
+    run,
+};
 
 /// Measures and prints the table.
 pub fn run(settings: &Settings) -> Outcome {

@@ -1,6 +1,6 @@
 //! Samples, their medians and percentiles, and the Markdown tables they are printed in.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The times one variant took, one per iteration or run.
 #[derive(Debug, Default, Clone)]
@@ -62,13 +62,6 @@ impl Samples {
     }
 }
 
-/// Runs `f` and gives what it returned and how long it took.
-pub fn timed<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<(T, Duration), E> {
-    let start = Instant::now();
-    let value = f()?;
-    Ok((value, start.elapsed()))
-}
-
 /// The ratio of two times, `time / baseline`.
 pub fn ratio(time: Duration, baseline: Duration) -> f64 {
     if baseline.is_zero() {
@@ -89,7 +82,12 @@ pub fn format_ratio(ratio: f64) -> String {
 /// A time with three significant digits in the unit that suits it: `812 ns`, `20.6 µs`,
 /// `1.24 s`.
 pub fn duration(time: Duration) -> String {
-    let nanos = time.as_secs_f64() * 1e9;
+    seconds(time.as_secs_f64())
+}
+
+/// [`duration`] of a time in seconds, also below a nanosecond's precision: `1.95 ns`.
+pub fn seconds(time: f64) -> String {
+    let nanos = time * 1e9;
     let (value, unit) = match nanos {
         n if n < 1e3 => (n, "ns"),
         n if n < 1e6 => (n / 1e3, "µs"),
@@ -121,14 +119,11 @@ pub fn approximate_bytes(n: u64) -> String {
     format!("{n} B")
 }
 
-/// Bytes per second, in GB/s (10^9), with three significant digits.
-pub fn bandwidth(bytes: usize, time: Duration) -> f64 {
-    if time.is_zero() {
-        return f64::NAN;
-    }
-    #[allow(clippy::cast_precision_loss)]
+/// Bytes per second, in GB/s (10^9), of `bytes` in `seconds`.
+pub fn bandwidth(bytes: usize, seconds: f64) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // three digits are shown
     let bytes = bytes as f64;
-    bytes / time.as_secs_f64() / 1e9
+    bytes / seconds / 1e9
 }
 
 /// `value` with three significant digits (more before the point if it is that large).

@@ -3,7 +3,7 @@
 //! a raw busy-wait on shared words, `Event` (default spin budget, and none), anonymous
 //! semaphores, a robust mutex with a condition variable, a pipe and a Unix socket.
 //!
-//! `cargo bench -p ipcmem --bench pingpong`; the medians are in
+//! `cargo bench -p ipcmem-bench --bench pingpong`; the medians are in
 //! `target/criterion/pingpong/*/new/estimates.json`.
 #![allow(clippy::similar_names)] // `ping` and `pong` name the two directions
 
@@ -255,7 +255,7 @@ fn pong_shm(mode: &str, name: &str) {
             }
         }
         "mutex-condvar" => {
-            let mutex = attach_mutex::<u32>(&shm, LOCK).unwrap();
+            let mutex = attach_mutex(&shm, LOCK).unwrap();
             let condvar = Condvar::attach_at(&shm, TURN).unwrap();
             ready.store(1, Ordering::Release);
             let mut guard = mutex.lock().unwrap().into_guard();
@@ -287,17 +287,13 @@ fn pong_shm(mode: &str, name: &str) {
 
 /// [`Mutex::init_at`] for these tests and benches, which write a mutex's bytes only through its
 /// handles.
-fn init_mutex<T: bytemuck::Pod>(
-    shm: &std::sync::Arc<SharedMemory>,
-    offset: usize,
-    value: T,
-) -> ipcmem::Result<Mutex<T>> {
+fn init_mutex(shm: &std::sync::Arc<SharedMemory>, offset: usize, value: u32) -> ipcmem::Result<Mutex<u32>> {
     // SAFETY: nothing here writes the mutex's bytes other than through `Mutex` handles.
     unsafe { Mutex::init_at(shm, offset, value) }
 }
 
 /// [`Mutex::attach_at`], under the same promise as `init_mutex`.
-fn attach_mutex<T: bytemuck::Pod>(shm: &std::sync::Arc<SharedMemory>, offset: usize) -> ipcmem::Result<Mutex<T>> {
+fn attach_mutex(shm: &std::sync::Arc<SharedMemory>, offset: usize) -> ipcmem::Result<Mutex<u32>> {
     // SAFETY: as in `init_mutex`.
     unsafe { Mutex::attach_at(shm, offset) }
 }

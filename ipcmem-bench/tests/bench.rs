@@ -1,18 +1,34 @@
-//! `bench` and `bench --pingpong` end to end in their quick mode: they succeed, print every
+//! `ipcmem-bench` and `ipcmem-bench --pingpong` end to end in their quick mode: they succeed, print every
 //! table with every row measured, and leave nothing behind (no object in /dev/shm, no System V
 //! segment, no second process), also when interrupted. No figure is checked: timings depend on
 //! the machine.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use common::{bin, ipcmem, TIMEOUT};
+/// How long a run may take before the test gives up on it.
+const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What a finished `ipcmem bench` run gave.
+/// The binary under test.
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ipcmem-bench")
+}
+
+/// Whether `condition` became true within [`TIMEOUT`].
+fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// What a finished `ipcmem-bench` run gave.
 struct Run {
     pid: u32,
     code: Option<i32>,
@@ -20,7 +36,7 @@ struct Run {
     stderr: String,
 }
 
-/// Starts `ipcmem ARGS…` with stdout and stderr piped.
+/// Starts `ipcmem-bench ARGS…` with stdout and stderr piped.
 fn start(args: &[&str]) -> Child {
     Command::new(bin())
         .args(args)
@@ -28,7 +44,7 @@ fn start(args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start ipcmem")
+        .expect("start ipcmem-bench")
 }
 
 /// Waits for `child` (at most [`TIMEOUT`], then kills it and fails) and collects its output.
@@ -55,13 +71,13 @@ fn finish(mut child: Child, stderr_lines: Option<mpsc::Sender<String>>) -> Run {
     });
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for ipcmem") {
+        if let Some(status) = child.try_wait().expect("wait for ipcmem-bench") {
             break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("ipcmem bench did not finish within {TIMEOUT:?}");
+            panic!("ipcmem-bench did not finish within {TIMEOUT:?}");
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
@@ -70,7 +86,7 @@ fn finish(mut child: Child, stderr_lines: Option<mpsc::Sender<String>>) -> Run {
     Run { pid, code: status.code(), stdout, stderr }
 }
 
-/// Runs `ipcmem ARGS…` to the end.
+/// Runs `ipcmem-bench ARGS…` to the end.
 fn run(args: &[&str]) -> Run {
     finish(start(args), None)
 }
@@ -100,7 +116,7 @@ fn assert_nothing_left(pid: u32) {
             .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(&prefix))
             .count()
     };
-    assert!(common::wait_until(|| alive() == 0), "second processes left: {}", alive());
+    assert!(wait_until(|| alive() == 0), "second processes left: {}", alive());
 }
 
 /// The data rows of every Markdown table in `text`, as cells.
@@ -144,13 +160,13 @@ fn assert_rows(text: &str, expected: &[&str]) {
 
 #[test]
 fn bench_quick_prints_every_table_and_leaves_nothing() {
-    let run = run(&["bench", "--quick"]);
+    let run = run(&["--quick"]);
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     for title in [
         "## Lifecycle of a 4 KiB object",
         "## Time until a fresh object is fully usable",
         "## Open of an existing object",
-        "## Bulk copy bandwidth",
+        "## Copy in and out: safe copy against memcpy",
     ] {
         assert!(run.stdout.contains(title), "no {title:?}:\n{}", run.stdout);
     }
@@ -180,13 +196,17 @@ fn bench_quick_prints_every_table_and_leaves_nothing() {
             "shared_memory 0.12: open",
             "raw: shmget(key), shmctl(IPC_STAT), shmat",
             "ipcmem: open(key)",
-            // copy
-            "in: memcpy into private memory",
-            "in: write_at",
-            "in: memcpy into the mapping",
-            "out: memcpy out of private memory",
-            "out: read_at",
-            "out: memcpy out of the mapping",
+            // copy: 64 B to --size (4 MiB with --quick), each way
+            "64 B | in: write_at",
+            "64 B | out: read_at",
+            "4 KiB | in: write_at",
+            "4 KiB | out: read_at",
+            "256 KiB | in: write_at",
+            "256 KiB | out: read_at",
+            "1 MiB | in: write_at",
+            "1 MiB | out: read_at",
+            "4 MiB | in: write_at",
+            "4 MiB | out: read_at",
         ],
     );
     assert!(run.stdout.contains("prefault is"), "the speed-ups of prefault:\n{}", run.stdout);
@@ -195,7 +215,7 @@ fn bench_quick_prints_every_table_and_leaves_nothing() {
 
 #[test]
 fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
-    let run = run(&["bench", "--pingpong", "--quick"]);
+    let run = run(&["--pingpong", "--quick"]);
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
     assert!(run.stdout.contains("## Round trip between two processes"), "{}", run.stdout);
     assert_rows(
@@ -214,6 +234,29 @@ fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
     assert_nothing_left(run.pid);
 }
 
+#[test]
+fn bench_isio_quick_prints_both_tables_and_leaves_nothing() {
+    let run = run(&["--isio", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## ImageStreamIO frames: write and read against memcpy"), "{}", run.stdout);
+    assert!(run.stdout.contains("## ImageStreamIO: from a post to the waiting reader"), "{}", run.stdout);
+    assert_rows(
+        &run.stdout,
+        &["write: write_frame", "read: read_frame", "isio: write_frame", "next_into (default spin)", "parks at once"],
+    );
+    assert_nothing_left(run.pid);
+}
+
+#[test]
+fn bench_stream_quick_prints_every_frame_size_and_leaves_nothing() {
+    let run = run(&["--stream", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## Frame streams: publish, read, latency"), "{}", run.stdout);
+    assert_rows(&run.stdout, &["64 KiB", "1 MiB", "16 MiB"]);
+    assert!(run.stdout.contains("Frames the latency reader lost"), "{}", run.stdout);
+    assert_nothing_left(run.pid);
+}
+
 /// Starts a run far too long to finish, interrupts it with `signal` once it has started
 /// measuring, and checks that it stops at once, says so, and leaves nothing.
 fn interrupted(args: &[&str], signal: i32) {
@@ -222,7 +265,7 @@ fn interrupted(args: &[&str], signal: i32) {
     let (send, receive) = mpsc::channel();
     let waiter = std::thread::spawn(move || finish(child, Some(send)));
     let line = receive.recv_timeout(TIMEOUT).expect("a progress line on stderr");
-    assert!(line.starts_with("ipcmem bench: "), "{line}");
+    assert!(line.starts_with("ipcmem-bench: "), "{line}");
     // Let it make and remove objects (or start a second process) for a moment.
     std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: kill sends a signal to our own child, which has not been reaped (the waiter
@@ -230,34 +273,38 @@ fn interrupted(args: &[&str], signal: i32) {
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "signal the bench");
     let run = waiter.join().expect("the waiting thread");
     assert_eq!(run.code, Some(1), "stdout: {}\nstderr: {}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("ipcmem: bench: interrupted"), "{}", run.stderr);
+    assert!(run.stderr.contains("ipcmem-bench: interrupted"), "{}", run.stderr);
     assert_nothing_left(run.pid);
 }
 
 #[test]
 fn an_interrupted_bench_removes_what_it_made() {
-    interrupted(&["bench", "--quick", "--iterations", "1000000"], libc::SIGINT);
-    interrupted(&["bench", "--quick", "--reps", "1000000", "--iterations", "2"], libc::SIGTERM);
+    interrupted(&["--quick", "--iterations", "1000000"], libc::SIGINT);
+    interrupted(&["--quick", "--reps", "1000000", "--iterations", "2"], libc::SIGTERM);
 }
 
 #[test]
 fn an_interrupted_pingpong_ends_its_second_process() {
-    interrupted(&["bench", "--pingpong", "--iterations", "10000000"], libc::SIGINT);
+    interrupted(&["--pingpong", "--iterations", "10000000"], libc::SIGINT);
+    interrupted(&["--isio", "--iterations", "10000000"], libc::SIGTERM);
 }
 
 #[test]
 fn bench_help_shows_an_example_and_bad_options_are_usage_errors() {
-    let help = ipcmem(["bench", "--help"]).output().expect("run ipcmem");
-    let help = String::from_utf8_lossy(&help.stdout);
-    assert!(help.contains("Examples:") && help.contains("ipcmem bench --pingpong"), "{help}");
-    for bad in [&["bench", "--reps", "0"][..], &["bench", "--size", "0"], &["bench", "--iterations", "x"]] {
-        ipcmem(bad).assert().code(2);
+    let help = run(&["--help"]);
+    assert_eq!(help.code, Some(0), "{}", help.stderr);
+    assert!(help.stdout.contains("Examples:") && help.stdout.contains("ipcmem-bench -- --pingpong"), "{}", help.stdout);
+    for flag in ["--pingpong", "--copy", "--lifecycle", "--ready", "--open"] {
+        assert!(help.stdout.contains(flag), "no {flag} in the help: {}", help.stdout);
+    }
+    for bad in [&["--reps", "0"][..], &["--size", "0"], &["--iterations", "x"], &["--no-such-section"]] {
+        assert_eq!(run(bad).code, Some(2), "{bad:?}");
     }
 }
 
 #[test]
 fn a_size_beyond_the_free_space_is_refused_before_anything_is_made() {
-    let run = run(&["bench", "--size", "1000000GiB"]);
+    let run = run(&["--size", "1000000GiB"]);
     assert_eq!(run.code, Some(1), "stdout: {}", run.stdout);
     assert!(run.stderr.contains("needs that much free in /dev/shm"), "{}", run.stderr);
     assert!(run.stderr.contains("choose a smaller --size"), "{}", run.stderr);

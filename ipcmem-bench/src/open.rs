@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use ipcmem::{Id, Key, SharedMemory};
 
-use super::stats::{self, Samples};
-use super::{failure, progress, raw, stop, warm_up, Settings};
+use crate::failure::failure;
 use crate::failure::{Failure, Outcome};
+use crate::section::{Counts, Section};
+use crate::stats::{self, Samples};
+use crate::{progress, raw, stop, warm_up, Settings};
 
 /// How many keys to try for the segment before giving up (another process may use one).
 const KEY_TRIES: usize = 64;
@@ -33,6 +35,17 @@ struct Variant<'a> {
     raw: bool,
     once: Open<'a>,
 }
+
+/// The open section, in the default run (`--open` alone).
+pub const SECTION: Section = Section {
+    flag: "open",
+    help: "Open (attach) of an existing object of --size: ipcmem, raw calls, shared_memory",
+    in_default_run: true,
+    large: true,
+    reps: Counts::NONE,
+    iterations: Counts { full: 2000, quick: 50 },
+    run,
+};
 
 /// Measures and prints the table.
 pub fn run(settings: &Settings) -> Outcome {

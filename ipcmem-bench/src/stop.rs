@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use ipcmem::Key;
 
-use super::failure;
+use crate::failure::failure;
 use crate::failure::Failure;
-use crate::signals;
 
 /// Set by the watching thread when a stop signal came.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -27,9 +26,9 @@ const INTERRUPTED: i32 = 130;
 /// Blocks the stop signals and starts the thread that waits for them. Called by the main
 /// thread before it starts any other thread, so that the mask covers the whole process.
 pub fn watch() -> std::io::Result<()> {
-    let blocked = signals::block()?;
+    let blocked = block()?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
-        while blocked.wait().is_ok() {
+        while wait(&blocked).is_ok() {
             if STOP.swap(true, Ordering::SeqCst) {
                 sweep();
                 std::process::exit(INTERRUPTED);
@@ -37,6 +36,39 @@ pub fn watch() -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// Blocks the stop signals in this thread (and the threads it starts afterwards); gives them
+/// as a set for [`wait`].
+fn block() -> std::io::Result<libc::sigset_t> {
+    // SAFETY: sigset_t is a plain C bit set, for which all zeros is a valid value;
+    // sigemptyset initialises it anyway.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, exclusively borrowed sigset_t; the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&raw mut set);
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&raw mut set, signal);
+        }
+    }
+    // SAFETY: `set` is initialised; the old mask is not asked for (null).
+    let error = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) };
+    if error != 0 {
+        return Err(std::io::Error::from_raw_os_error(error));
+    }
+    Ok(set)
+}
+
+/// Waits until one of the blocked signals of `set` arrives.
+fn wait(set: &libc::sigset_t) -> std::io::Result<libc::c_int> {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` is an initialised sigset_t of blocked signals; `signal` is a valid place for
+    // the result.
+    let error = unsafe { libc::sigwait(set, &raw mut signal) };
+    if error != 0 {
+        return Err(std::io::Error::from_raw_os_error(error));
+    }
+    Ok(signal)
 }
 
 /// Fails if a stop signal came: the caller returns, dropping what it holds.

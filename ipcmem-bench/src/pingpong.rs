@@ -1,5 +1,5 @@
-//! `bench --pingpong`: the round trip between two processes. This process pings, a child (this
-//! program again, as the hidden command `bench-pong`) pongs, through each mechanism in turn:
+//! `--pingpong`: the round trip between two processes. This process pings, a child (this
+//! program again, as the hidden command `pong`) pongs, through each mechanism in turn:
 //! a busy-wait on shared words (the floor), `Event` (spinning, and parking at once),
 //! anonymous semaphores in shared memory, a robust mutex with a condition variable, a pipe and
 //! a Unix socket.
@@ -22,9 +22,11 @@ use clap::{Args, ValueEnum};
 use ipcmem::sync::{Condvar, Mutex};
 use ipcmem::{Event, Semaphore, SharedMemory};
 
-use super::stats::{self, Samples, Table};
-use super::{failure, progress, stop, warm_up, Settings, PATIENCE};
+use crate::failure::failure;
 use crate::failure::{Failure, Outcome};
+use crate::section::{Counts, Section};
+use crate::stats::{self, Samples, Table};
+use crate::{progress, stop, warm_up, Settings, PATIENCE};
 
 /// The size of the shared memory object the two processes share.
 const LEN: usize = 4096;
@@ -103,7 +105,7 @@ impl Mode {
     }
 }
 
-/// The arguments of the hidden `bench-pong`.
+/// The arguments of the hidden `pong`.
 #[derive(Debug, Args)]
 pub struct PongArgs {
     /// How to answer.
@@ -112,6 +114,18 @@ pub struct PongArgs {
     /// The shared memory object (all but pipe and unix-socket).
     name: Option<String>,
 }
+
+/// `--pingpong`.
+pub const SECTION: Section = Section {
+    flag: "pingpong",
+    help: "Round trips between two processes (the second is this program again): Event, semaphores, \
+           a robust mutex with a condition variable, a pipe, a Unix socket, against a busy-wait",
+    in_default_run: false,
+    large: false,
+    reps: Counts::NONE,
+    iterations: Counts { full: 20_000, quick: 200 },
+    run,
+};
 
 /// Measures and prints the table.
 pub fn run(settings: &Settings) -> Outcome {
@@ -128,6 +142,13 @@ pub fn run(settings: &Settings) -> Outcome {
     }
     print(settings, overhead, &results);
     Ok(())
+}
+
+/// The median round trip through `Event`s with the default spin budget (as in the table), for
+/// other sections that compare with it (`--stream`).
+pub fn event_spin_round_trip(iterations: usize) -> Result<Duration, Failure> {
+    let overhead = measure(iterations, || Ok(()))?.median_of_means(MEAN_OF);
+    Ok(ShmPeer::start(Mode::EventSpin)?.round_trips(iterations)?.less(overhead).median_of_means(MEAN_OF))
 }
 
 fn print(settings: &Settings, overhead: Duration, results: &[(Mode, Samples)]) {
@@ -192,7 +213,7 @@ fn no_answer() -> Failure {
 fn child(mode: Mode, name: Option<&str>) -> Result<Command, Failure> {
     let exe = std::env::current_exe().map_err(|error| failure(format!("cannot find this program: {error}")))?;
     let mut command = Command::new(exe);
-    command.arg("bench-pong").arg(mode.arg()).args(name).stdin(Stdio::null()).stdout(Stdio::null());
+    command.arg("pong").arg(mode.arg()).args(name).stdin(Stdio::null()).stdout(Stdio::null());
     Ok(command)
 }
 
@@ -365,10 +386,8 @@ impl StreamPeer {
 
     /// The peer, once a first round trip says that the child is up.
     fn answering(mut self) -> Result<StreamPeer, Failure> {
-        self.round_trip().map_err(|error| match error {
-            Failure::Error(cause) => failure(format!("the second process did not start answering ({cause})")),
-            Failure::Reported => Failure::Reported,
-        })?;
+        self.round_trip()
+            .map_err(|Failure(cause)| failure(format!("the second process did not start answering ({cause})")))?;
         Ok(self)
     }
 
@@ -389,7 +408,7 @@ impl Drop for StreamPeer {
     }
 }
 
-/// `ipcmem bench-pong MODE [NAME]`: answers every ping with a pong until killed, until the
+/// `ipcmem-bench pong MODE [NAME]`: answers every ping with a pong until killed, until the
 /// parent is gone, or until no ping came for [`PATIENCE`].
 pub fn pong(args: &PongArgs) -> Outcome {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and changes only this process: it

@@ -4,7 +4,7 @@
 use std::ffi::CStr;
 use std::ptr::NonNull;
 
-use super::failure;
+use crate::failure::failure;
 use crate::failure::Failure;
 
 /// The mode of every object the bench makes.

@@ -25,7 +25,7 @@
 //! Every 1 GiB object is removed before the next one is made. Whatever a failed run leaves
 //! (names with this process's prefix, segments it created) is removed when `main` ends.
 //!
-//! Run: `cargo bench -p ipcmem --bench ready`; the medians are in
+//! Run: `cargo bench -p ipcmem-bench --bench ready`; the medians are in
 //! `target/criterion/<group>/<function>/new/estimates.json`.
 
 use std::ffi::CString;

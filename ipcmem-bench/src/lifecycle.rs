@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use ipcmem::{shmrm, Key, SharedMemory};
 
-use super::stats::{self, Samples};
-use super::{failure, progress, raw, stop, warm_up, Settings};
+use crate::failure::failure;
 use crate::failure::{Failure, Outcome};
+use crate::section::{Counts, Section};
+use crate::stats::{self, Samples};
+use crate::{progress, raw, stop, warm_up, Settings};
 
 /// The size of the objects: one page.
 const LEN: usize = 4096;
@@ -65,6 +67,17 @@ const VARIANTS: [Variant; 7] = [
         once: sysv_ipcmem_volatile,
     },
 ];
+
+/// The lifecycle section, in the default run (`--lifecycle` alone).
+pub const SECTION: Section = Section {
+    flag: "lifecycle",
+    help: "Lifecycle of a 4 KiB object (create, write a byte, drop): ipcmem, raw calls, shared_memory",
+    in_default_run: true,
+    large: false,
+    reps: Counts::NONE,
+    iterations: Counts { full: 2000, quick: 50 },
+    run,
+};
 
 /// Measures and prints the table.
 pub fn run(settings: &Settings) -> Outcome {
