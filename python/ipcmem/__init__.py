@@ -21,6 +21,7 @@ stream to avoid torn values.
 >>> frame.array[:] = 7                      # another process sees it at once
 """
 
+from . import isio  # ImageStreamIO streams: ipcmem.isio
 from ._ipcmem import (
     PRIVATE,
     AlreadyExists,

@@ -7,6 +7,8 @@ from typing import Iterator, Optional, Sequence, Tuple, Type, Union, final
 import numpy as np
 import numpy.typing as npt
 
+from . import isio as isio
+
 __version__: str
 __all__ = [
     "PRIVATE",

@@ -132,9 +132,25 @@ impl Classes {
             Error::NotInitialised { .. } => (&self.timeout, Some(libc::ETIMEDOUT)),
             Error::LimitExceeded { limit: Limit::Memory, .. } => (&self.out_of_memory, Some(libc::ENOMEM)),
             Error::LimitExceeded { limit, .. } => (&self.limit_exceeded, Some(limit_errno(*limit))),
-            Error::Os { errno, .. } => (&self.os_error, Some(errno.raw_os_error())),
+            Error::Os { errno, .. } => (self.of_errno(errno.raw_os_error()), Some(errno.raw_os_error())),
             Error::WriterGone { .. } => (&self.writer_gone, None),
+            Error::Busy { .. } => (&self.os_error, Some(libc::EBUSY)),
             _ => (&self.invalid_argument, None),
+        }
+    }
+}
+
+impl Classes {
+    /// The class of a failed system call by its errno, as Python's `OSError` picks its
+    /// subclass.
+    fn of_errno(&self, errno: i32) -> &Py<PyType> {
+        match errno {
+            libc::ENOENT => &self.not_found,
+            libc::EEXIST => &self.already_exists,
+            libc::EACCES | libc::EPERM | libc::EROFS => &self.permission_denied,
+            libc::ETIMEDOUT => &self.timeout,
+            libc::ENOMEM => &self.out_of_memory,
+            _ => &self.os_error,
         }
     }
 }

@@ -8,6 +8,7 @@ mod array;
 mod convert;
 mod errors;
 mod ids;
+mod isio;
 mod memory;
 mod stream;
 mod sync;
@@ -35,6 +36,8 @@ fn _ipcmem(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<stream::PyStreamReader>()?;
     module.add_class::<stream::PyFrameInfo>()?;
     module.add_class::<view::Mapping>()?;
+    module.add_class::<isio::PyIsioStream>()?;
+    module.add_class::<isio::PyIsioReader>()?;
     module.add_function(wrap_pyfunction!(memory::shmrm, module)?)?;
     module.add_function(wrap_pyfunction!(sync::collect_garbage, module)?)?;
     module.add_function(wrap_pyfunction!(page_size, module)?)?;

@@ -35,6 +35,18 @@ pub struct PyFrameInfo {
     restarted: bool,
 }
 
+impl PyFrameInfo {
+    /// The frame's serial.
+    pub(crate) fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The same, with `lost` frames lost before it.
+    pub(crate) fn with_lost(self, lost: u64) -> PyFrameInfo {
+        PyFrameInfo { lost, ..self }
+    }
+}
+
 impl From<FrameInfo> for PyFrameInfo {
     fn from(info: FrameInfo) -> PyFrameInfo {
         PyFrameInfo {
@@ -465,7 +477,7 @@ fn seconds_to_ns(id: &ipcmem::Id, seconds: f64) -> PyResult<u64> {
     u64::try_from(ns).map_err(|_| invalid(id, "acquired is too far in the future"))
 }
 
-fn numpy_dtype(py: Python<'_>, element: ElementType) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn numpy_dtype(py: Python<'_>, element: ElementType) -> PyResult<Bound<'_, PyAny>> {
     py.import("numpy")?.getattr("dtype")?.call1((numpy_name(element),))
 }
 
@@ -484,7 +496,7 @@ fn fortran(element: ElementType, dims: &[usize]) -> PyResult<(Vec<npy_intp>, Vec
 }
 
 /// A new, uninitialised NumPy array of `dims` (Fortran order) that owns its data.
-fn empty_fortran<'py>(py: Python<'py>, element: ElementType, dims: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn empty_fortran<'py>(py: Python<'py>, element: ElementType, dims: &[usize]) -> PyResult<Bound<'py, PyAny>> {
     let (mut shape, _) = fortran(element, dims)?;
     let descr = PyArrayDescr::new(py, numpy_name(element))?;
     let ndim = i32::try_from(shape.len()).map_err(|_| invalid("frame", "too many dimensions for NumPy"))?;
@@ -544,13 +556,13 @@ fn slot_array<'py>(
 }
 
 /// The data of a new array, to be filled by Rust while the GIL is released.
-struct FrameBuffer {
+pub(crate) struct FrameBuffer {
     data: usize,
     len: usize,
 }
 
 impl FrameBuffer {
-    fn of(array: &Bound<'_, PyAny>) -> PyResult<FrameBuffer> {
+    pub(crate) fn of(array: &Bound<'_, PyAny>) -> PyResult<FrameBuffer> {
         let array = array.cast::<PyUntypedArray>()?;
         let len = array.len() * array.dtype().itemsize();
         // SAFETY: `array` is a live NumPy array; its `data` field is the start of its elements.
@@ -561,7 +573,7 @@ impl FrameBuffer {
     /// # Safety
     /// No other code may access the array's data while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn as_mut_slice(&self) -> &mut [u8] {
+    pub(crate) unsafe fn as_mut_slice(&self) -> &mut [u8] {
         // SAFETY: the caller promises exclusive access; `data` and `len` describe the owned,
         // contiguous data of a live array (kept alive by the caller).
         unsafe { std::slice::from_raw_parts_mut(self.data as *mut u8, self.len) }

@@ -99,5 +99,5 @@ def test_next_releases_the_gil(name):
     with ipcmem.StreamWriter.create(path, "u8", 16, 2):
         reader = ipcmem.StreamReader.open(path)
         ratio, _ = progress_while(lambda: pytest.raises(ipcmem.Timeout, reader.next, timeout=1.0))
-        assert ratio > 0.3, f"the other thread ran at {ratio:.0%} of its speed alone"
+        assert ratio > 0.1, f"the other thread ran at {ratio:.0%} of its speed alone"
         reader.close()

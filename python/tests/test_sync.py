@@ -21,7 +21,11 @@ def count_for(seconds):
 
 def progress_while(blocking_call):
     """The progress of this thread while another thread is in `blocking_call` (which must
-    block for at least a second), as a fraction of its progress alone."""
+    block for at least a second), as a fraction of its progress alone.
+
+    A call that kept the GIL would stop this thread for its whole length: the measurement
+    would start only after it returned, which `still_waiting` catches. The fraction itself is
+    noisy on a loaded machine (other processes, the waiter's brief spin), hence low bounds."""
     alone = count_for(0.2)
     entered, result = threading.Event(), []
 
@@ -45,14 +49,14 @@ def test_event_wait_releases_the_gil(name):
         event = ipcmem.Event(shm, 64)
         ratio, woke = progress_while(lambda: event.wait(event.value, timeout=1.0))
         assert woke is None, "nobody notified: the wait timed out"
-        assert ratio > 0.3, f"the other thread ran at {ratio:.0%} of its speed alone"
+        assert ratio > 0.1, f"the other thread ran at {ratio:.0%} of its speed alone"
 
 
 def test_semaphore_wait_releases_the_gil(name):
     with ipcmem.SharedMemory(name(), 4096) as shm:
         semaphore = ipcmem.Semaphore.init_at(shm, 0, 0)
         ratio, taken = progress_while(lambda: semaphore.wait(timeout=1.0))
-        assert taken is False and ratio > 0.3, ratio
+        assert taken is False and ratio > 0.1, ratio
 
 
 def test_event_between_processes(name):
