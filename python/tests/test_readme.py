@@ -22,8 +22,16 @@ def test_objects_and_arrays_example():
     run_python(renamed(python_blocks()[0]))
 
 
+def test_milk_example(tmp_path, monkeypatch):
+    block = next(block for block in python_blocks() if block.startswith("# milk.py"))
+    monkeypatch.setenv("MILK_SHM_DIR", str(tmp_path))
+    run_python(block)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_camera_and_viewer_examples():
     blocks = {block.splitlines()[0].split(":")[0]: block for block in python_blocks()[1:]}
+    assert {"# camera.py", "# viewer.py", "# milk.py"} <= set(blocks)
     viewer = python(renamed(blocks["# viewer.py"]))
     try:
         camera = run_python(renamed(blocks["# camera.py"]))
