@@ -5,7 +5,8 @@ opened with :class:`SharedMemory`; typed N-dimensional arrays viewed as NumPy ar
 copy (:class:`SharedArray`), in the layout Rust, Julia and the ``ipcmem`` command share;
 frame streams (:class:`StreamWriter`, :class:`StreamReader`) that never return a torn frame
 and count every lost one; waits between processes (:class:`Event`, :class:`Semaphore`) that
-release the GIL; and :func:`gc` for the volatile objects of crashed processes.
+release the GIL; :func:`gc` for the volatile objects of crashed processes; and
+:mod:`ipcmem.isio` for the ImageStreamIO streams of milk and cacao.
 
 Objects are *volatile* by default: destroyed when the last handle, in any process and any
 language, is gone. Nothing is removed behind your back: opening an object never registers it

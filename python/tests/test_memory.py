@@ -102,8 +102,8 @@ def test_private_segment_by_id(cli):
         assert cli("read", shm.id, "--length", 7).stdout == b"segment"
 
 
-def test_key_and_key_string():
-    key = ipcmem.Key.from_path("/", (os.getpid() % 250) + 1)
+def test_key_and_key_string(tmp_path):
+    key = ipcmem.Key.from_path(tmp_path, 1)  # a fresh inode: a key no other suite uses
     assert str(key).startswith("key:0x") and ipcmem.Key(key.raw) == key
     try:
         with ipcmem.SharedMemory(key, 256, volatile=False) as shm:
