@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::key::Id;
-use crate::shm::{Outcome, Persistence, SharedMemory, ShmOptions};
+use crate::shm::{Holding, Outcome, Persistence, SharedMemory, ShmOptions};
 
 pub use num_complex::{Complex32, Complex64};
 
@@ -561,13 +561,14 @@ pub(crate) fn await_header(shm: &SharedMemory, wait: Duration) -> Result<Header>
 }
 
 /// What the object `obj` holds: element type and dimensions, read from its header, without
-/// knowing them in advance. Opens the object read-only and waits up to [`DEFAULT_WAIT`] for a
+/// knowing them in advance. Opens the object read-only, as a look ([`Holding::Look`]: an
+/// abandoned volatile object stays for [`crate::gc`]), and waits up to [`DEFAULT_WAIT`] for a
 /// header still being written.
 ///
 /// Fails with [`Error::BadHeader`] if the object holds no valid array, or
 /// [`Error::NotInitialised`] if it has no magic after the wait.
 pub fn inspect(obj: impl Into<Id>) -> Result<Header> {
-    await_header(&SharedMemory::open_readonly(obj)?, DEFAULT_WAIT)
+    await_header(&SharedMemory::look(obj)?, DEFAULT_WAIT)
 }
 
 /// What the open object `shm` holds, if a valid, complete header now (no waiting, no error).
@@ -590,7 +591,7 @@ pub fn inspect_memory(shm: &SharedMemory) -> Result<Header> {
 pub fn try_inspect(obj: impl Into<Id>) -> Option<Header> {
     match obj.into() {
         Id::Name(name) => peek_posix(&name),
-        id => read_header(&SharedMemory::open_readonly(id).ok()?).ok(),
+        id => read_header(&SharedMemory::look(id).ok()?).ok(),
     }
 }
 
@@ -728,6 +729,13 @@ impl<T: Element> ArrayOptions<T> {
     /// Whether to open read-only; see [`ShmOptions::readonly`].
     pub fn readonly(mut self, readonly: bool) -> Self {
         self.shm = self.shm.readonly(readonly);
+        self
+    }
+
+    /// Whether an opened handle holds a volatile object or only looks; see
+    /// [`ShmOptions::holding`].
+    pub fn holding(mut self, holding: Holding) -> Self {
+        self.shm = self.shm.holding(holding);
         self
     }
 

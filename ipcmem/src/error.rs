@@ -174,6 +174,19 @@ pub enum Error {
         /// The check of the layout that the control block breaks.
         reason: String,
     },
+    /// A volatile object on which another process has held an exclusive `flock(2)` for longer
+    /// than an opener waits. ipcmem itself takes one only for the moment of a removal; a longer
+    /// one is another program's (`flock -x`).
+    #[error(
+        "{object}: locked by another process (an exclusive flock held for more than {} ms; /proc/locks or `fuser -v` shows which process)",
+        .waited.as_millis()
+    )]
+    Locked {
+        /// The object asked for.
+        object: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
     Os {
@@ -318,6 +331,7 @@ impl Error {
             | Self::Busy { object, .. }
             | Self::WriterGone { object, .. }
             | Self::BadStream { object, .. }
+            | Self::Locked { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -337,7 +351,7 @@ impl Error {
             | Self::TypeMismatch { .. }
             | Self::BadStream { .. }
             | Self::BadImageStream { .. } => io::ErrorKind::InvalidData,
-            Self::Busy { .. } => io::ErrorKind::ResourceBusy,
+            Self::Busy { .. } | Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,

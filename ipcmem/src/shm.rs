@@ -4,6 +4,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::access;
 use crate::error::{Error, Result};
@@ -16,8 +17,9 @@ use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL, SHM_HUGETLB};
 /// segment (by key or id).
 ///
 /// Dropping the handle unmaps (detaches) it; a *volatile* object is destroyed when its last
-/// handle, in any process, is gone. Objects are volatile unless [`ShmOptions::volatile`] says
-/// otherwise, as in the Julia package.
+/// holding handle, in any process, is gone (a handle opened to look does not hold: see
+/// [`Holding`]). Objects are volatile unless [`ShmOptions::volatile`] says otherwise, as in the
+/// Julia package.
 ///
 /// Memory that other processes may write at any time is never handed out as `&[u8]` by safe
 /// code: copy in and out with [`read_at`](Self::read_at) and [`write_at`](Self::write_at), use
@@ -80,6 +82,28 @@ pub enum Access {
     ReadOnly,
 }
 
+/// Whether an opened handle holds a volatile object or only looks at it.
+///
+/// Every handle that **holds** a volatile POSIX object keeps it alive, and the last holder to
+/// go (drop, exit, crash of the others) removes it. A handle that **looks** keeps nothing
+/// alive and never removes anything: an object whose holders are all gone stays in place,
+/// abandoned, for [`crate::gc`] to collect, whoever looked at it meanwhile.
+///
+/// Which to choose: a process that means to *use* the object (a producer, or a consumer that
+/// reads frames from it, read-only or not) holds it, as in the Julia package: its drop may be
+/// the one that removes the object. Tools and code that only inspect (a listing, a dump of the
+/// bytes, `array::inspect`, the `ipcmem` commands `read`, `write`, `info`, `list` and
+/// `array show`) look. A creator always holds what it makes. System V segments are unaffected:
+/// the kernel counts attachments, and a look attaches as any handle does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Holding {
+    /// Keep a volatile object alive while the handle lives; the last holder removes it.
+    #[default]
+    Hold,
+    /// Only look: keep nothing alive, never remove.
+    Look,
+}
+
 /// Options for making or opening a [`SharedMemory`], in the style of `std::fs::OpenOptions`.
 ///
 /// ```
@@ -101,6 +125,8 @@ pub struct ShmOptions {
     prefault: bool,
     huge_pages: bool,
     lock: bool,
+    holding: Holding,
+    lock_wait: Duration,
 }
 
 impl Default for ShmOptions {
@@ -113,6 +139,8 @@ impl Default for ShmOptions {
             prefault: false,
             huge_pages: false,
             lock: false,
+            holding: Holding::Hold,
+            lock_wait: posix::LOCK_WAIT,
         }
     }
 }
@@ -231,16 +259,44 @@ impl ShmOptions {
         self
     }
 
+    /// Whether a handle that [`open`](Self::open) gives holds a volatile object or only looks at
+    /// it (default [`Holding::Hold`]; see [`Holding`] for which to choose). Has no effect on
+    /// creation: a creator holds what it makes.
+    ///
+    /// ```
+    /// use ipcmem::{shm::Holding, SharedMemory};
+    /// let name = format!("/ipcmem-doc-look-{}", std::process::id());
+    /// let shm = SharedMemory::create(name.as_str(), 64)?;
+    /// let look = SharedMemory::options().readonly(true).holding(Holding::Look).open(name.as_str())?;
+    /// drop(shm); // the last holder: the object is removed, the look keeps its mapping
+    /// assert!(SharedMemory::open(name.as_str()).is_err());
+    /// # Ok::<(), ipcmem::Error>(())
+    /// ```
+    pub fn holding(mut self, holding: Holding) -> ShmOptions {
+        self.holding = holding;
+        self
+    }
+
+    /// How long [`open`](Self::open) of a volatile POSIX object waits for its shared lock while
+    /// another process holds an exclusive `flock` on it (default [`posix::LOCK_WAIT`], 1 s);
+    /// past it, [`Error::Locked`]. ipcmem takes the exclusive lock only for the moment of a
+    /// removal: a longer one is another program's (`flock -x`), which must not hang the opener.
+    pub fn lock_wait(mut self, wait: Duration) -> ShmOptions {
+        self.lock_wait = wait;
+        self
+    }
+
     /// Makes a new object of `len` bytes; fails with [`Error::AlreadyExists`] if it exists.
     ///
     /// `id` is a POSIX name (`"/name"`), a [`Key`], or [`Key::PRIVATE`] for a new System V
     /// segment reachable only by its id.
     ///
     /// A volatile POSIX object appears under its name only once it is complete (sized, marked,
-    /// locked). A persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make
-    /// it, which saves a directory operation: for a few microseconds it has size 0, and openers
-    /// wait for its size. To fill an object before anyone can see it, use
-    /// [`create_with`](Self::create_with).
+    /// locked), as does one made with [`reserve`](Self::reserve), whose allocation takes long. A
+    /// plain persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make it,
+    /// which saves a directory operation: for a few microseconds it has size 0, and openers wait
+    /// for its size (see [`crate::posix`] for what happens if its creator dies then). To fill an
+    /// object before anyone can see it, use [`create_with`](Self::create_with).
     pub fn create(&self, id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
         self.create_filled(&id.into(), len, Fill::None, |_| ())
     }
@@ -274,6 +330,8 @@ impl ShmOptions {
                 readonly,
                 huge_pages: self.huge_pages,
                 prefault: self.prefault || self.lock,
+                hold: self.holding == Holding::Hold,
+                lock_wait: self.lock_wait,
             })?),
             Id::Key(key) => Backing::SysV(sysv::shmat(sysv::get_existing(key, 0)?, readonly)?),
             Id::Shm(id) => Backing::SysV(sysv::shmat(id, readonly)?),
@@ -338,6 +396,14 @@ impl ShmOptions {
                     .into(),
             });
         }
+        if self.reserve && matches!(id, Id::Name(_)) {
+            // Allocating a reserved object takes long: open one that exists rather than
+            // allocate another only to find the name taken.
+            match self.open_at_least(id, len) {
+                Err(Error::NotFound { .. }) => {}
+                opened => return opened.map(|shm| (shm, Outcome::Opened)),
+            }
+        }
         let mut init = Some(init);
         let mut nameless = None;
         for _ in 0..OPEN_OR_CREATE_TRIES {
@@ -347,14 +413,7 @@ impl ShmOptions {
                 Err(Error::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error),
             }
-            match self.open(id) {
-                Ok(shm) if shm.len() < len => {
-                    return Err(Error::InvalidSize {
-                        object: id.to_string(),
-                        size: len as u64,
-                        reason: "the existing object is smaller than the size asked for",
-                    })
-                }
+            match self.open_at_least(id, len) {
                 Ok(shm) => return Ok((shm, Outcome::Opened)),
                 // Removed between our create and our open: try again.
                 Err(Error::NotFound { .. }) => {}
@@ -365,6 +424,19 @@ impl ShmOptions {
             object: id.to_string(),
             reason: format!("created and removed by others {OPEN_OR_CREATE_TRIES} times while opening: giving up"),
         })
+    }
+
+    /// Opens the existing object `id`, which must have at least `len` bytes.
+    fn open_at_least(&self, id: &Id, len: usize) -> Result<SharedMemory> {
+        let shm = self.open(id.clone())?;
+        if shm.len() < len {
+            return Err(Error::InvalidSize {
+                object: id.to_string(),
+                size: len as u64,
+                reason: "the existing object is smaller than the size asked for",
+            });
+        }
+        Ok(shm)
     }
 
     fn check_perms(&self, id: &dyn fmt::Display) -> Result<u32> {
@@ -457,7 +529,11 @@ impl ShmOptions {
             });
         }
         let huge = if self.huge_pages { SHM_HUGETLB } else { ShmFlags::default() };
-        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(perms) | huge)?;
+        let volatile = self.persistence == Persistence::Volatile;
+        // A volatile segment carries the mode of a creation under way until it is marked for
+        // removal, so that gc can tell it if this process dies before (see `sysv`).
+        let creating = if volatile { sysv::CREATING_MODE } else { perms };
+        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(creating) | huge)?;
         let shm = match sysv::attach(id, len, false) {
             Ok(attachment) => SharedMemory { backing: Backing::SysV(attachment), readonly: false },
             Err(error) => {
@@ -469,9 +545,13 @@ impl ShmOptions {
             let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
             return Err(error);
         }
-        if self.persistence == Persistence::Volatile {
+        if volatile {
             // From now on the kernel destroys the segment at the last detach, even after a crash.
             sysv::shmctl(id, sysv::ShmCommand::Remove)?;
+            if perms != sysv::CREATING_MODE {
+                let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+                sysv::shmctl(id, sysv::ShmCommand::Set { uid, gid, perms })?;
+            }
         }
         init(&shm);
         Ok(shm)
@@ -490,9 +570,16 @@ impl SharedMemory {
         ShmOptions::new().open(id)
     }
 
-    /// Opens an existing object read-only, as `SharedMemory(id; readonly=true)` in Julia.
+    /// Opens an existing object read-only, as `SharedMemory(id; readonly=true)` in Julia. The
+    /// handle holds a volatile object (see [`Holding`]): use [`look`](Self::look) to inspect.
     pub fn open_readonly(id: impl Into<Id>) -> Result<SharedMemory> {
         ShmOptions::new().readonly(true).open(id)
+    }
+
+    /// Opens an existing object read-only to look at it ([`Holding::Look`]): the handle keeps
+    /// a volatile object alive no more than a listing does, and never removes it.
+    pub fn look(id: impl Into<Id>) -> Result<SharedMemory> {
+        ShmOptions::new().readonly(true).holding(Holding::Look).open(id)
     }
 
     /// The options builder.

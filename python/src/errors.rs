@@ -134,7 +134,7 @@ impl Classes {
             Error::LimitExceeded { limit, .. } => (&self.limit_exceeded, Some(limit_errno(*limit))),
             Error::Os { errno, .. } => (self.of_errno(errno.raw_os_error()), Some(errno.raw_os_error())),
             Error::WriterGone { .. } => (&self.writer_gone, None),
-            Error::Busy { .. } => (&self.os_error, Some(libc::EBUSY)),
+            Error::Busy { .. } | Error::Locked { .. } => (&self.os_error, Some(libc::EBUSY)),
             _ => (&self.invalid_argument, None),
         }
     }
