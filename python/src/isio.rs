@@ -24,12 +24,16 @@ fn directory(dir: Option<PathBuf>) -> Dir {
 /// them: the latest frame (``read``), a new frame (``write``), and readers that wait for frames
 /// on a semaphore of their own (``reader()``).
 ///
-/// >>> import numpy as np
+/// >>> import os, tempfile, numpy as np
 /// >>> from ipcmem import isio
-/// >>> wfs = isio.Stream.create("wfs", np.float32, (120, 120), dir="/tmp/milk")
-/// >>> wfs.write(np.ones((120, 120), np.float32))
+/// >>> milk = tempfile.mkdtemp()                     # programs use $MILK_SHM_DIR, the default
+/// >>> wfs = isio.Stream.create("wfs", np.float32, (120, 120), dir=milk)
+/// >>> wfs.write(np.ones((120, 120), np.float32))   # cnt0
 /// 1
-/// >>> frame, info = wfs.read()         # the latest frame, info.serial is cnt0
+/// >>> frame, info = wfs.read()                      # the latest frame
+/// >>> info.serial, frame.shape
+/// (1, (120, 120))
+/// >>> isio.Stream.remove("wfs", dir=milk); os.rmdir(milk)
 #[pyclass(module = "ipcmem.isio", name = "Stream", frozen)]
 pub struct PyIsioStream {
     stream: Stream,

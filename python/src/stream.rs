@@ -284,11 +284,17 @@ impl PyStreamWriter {
 /// The reader is an iterator (it stops when the writer closes the stream or dies). Waits
 /// release the GIL.
 ///
-/// >>> import ipcmem
-/// >>> viewer = ipcmem.StreamReader.open_wait("/example-camera", timeout=5.0)
+/// >>> import numpy as np, ipcmem
+/// >>> camera = ipcmem.StreamWriter.create("/example-frames", np.float32, (4, 3), slots=4)
+/// >>> viewer = ipcmem.StreamReader.open_wait("/example-frames", timeout=5.0)  # another process
+/// >>> camera.publish(np.ones((4, 3), np.float32))
+/// 1
 /// >>> frame, info = viewer.next(timeout=1.0)
-/// >>> for frame, info in viewer:       # until the writer closes the stream
-/// ...     print(info.serial, info.lost, frame.mean())
+/// >>> info.serial, info.lost, frame.shape
+/// (1, 0, (4, 3))
+/// >>> camera.close()
+/// >>> for frame, info in viewer:       # every frame left, until the writer is gone
+/// ...     print(info.serial)
 #[pyclass(module = "ipcmem", name = "StreamReader")]
 pub struct PyStreamReader {
     reader: Option<RawReader>,
