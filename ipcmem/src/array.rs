@@ -527,8 +527,9 @@ fn read_header(shm: &SharedMemory) -> Result<Header> {
     if object_len < FIXED_HEADER_SIZE {
         return Err(bad(HeaderError::TooSmall { len: object_len }));
     }
-    // Acquire: pairs with the creator's release store of the magic, so the copy below sees
-    // every field written before it.
+    // A relaxed load and an acquire fence (all std allows through a read-only mapping): pairs
+    // with the creator's release store of the magic, so the copy below sees every field
+    // written before it.
     let magic = shm.load_u32(0, Ordering::Acquire)?;
     if magic != MAGIC {
         return Err(bad(HeaderError::BadMagic { found: magic }));
@@ -642,10 +643,13 @@ pub(crate) fn open_for_peek(name: &str) -> Option<(std::fs::File, usize)> {
 ///
 /// The elements live in memory that other processes may write at any time, so safe access
 /// copies: [`get`](Self::get), [`set`](Self::set), [`read_into`](Self::read_into),
-/// [`write_from`](Self::write_from) (byte-wise atomic copies: a value written concurrently may
-/// be torn, never undefined behaviour). Slice views, and `ndarray` views with the `ndarray`
-/// feature, are `unsafe`. The dimensions are those read when the array was opened; a process
-/// that rewrites the header later cannot make this handle reach outside the object.
+/// [`write_from`](Self::write_from), [`read_range`](Self::read_range),
+/// [`write_range`](Self::write_range), [`to_vec`](Self::to_vec) (the copies of
+/// [`SharedMemory::read_at`]: a value written concurrently may be torn, never undefined
+/// behaviour; on `x86_64` and `aarch64` an object shrunk under them is an error, not a
+/// `SIGBUS`). Slice views, and `ndarray` views with the `ndarray` feature, are `unsafe`. The
+/// dimensions are those read when the array was opened; a process that rewrites the header
+/// later cannot make this handle reach outside the object.
 #[derive(Debug)]
 pub struct SharedArray<T: Element> {
     shm: SharedMemory,

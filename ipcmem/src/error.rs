@@ -155,6 +155,35 @@ pub enum Error {
         /// What is busy.
         reason: String,
     },
+    /// Another process shrank the object (`ftruncate`) under an access: the pages past its new
+    /// end are gone. The access was stopped (its `SIGBUS` caught) and may have copied part of
+    /// the bytes.
+    #[error(
+        "{object}: the object was shrunk by another process to {size} bytes: {length} bytes at offset {offset} are no longer there"
+    )]
+    Shrunk {
+        /// The object of the handle.
+        object: String,
+        /// Its size now.
+        size: u64,
+        /// Where the access started.
+        offset: usize,
+        /// How many bytes it covered.
+        length: usize,
+    },
+    /// The mapping faulted during a copy (`SIGBUS` or `SIGSEGV`, caught) for another reason
+    /// than a shrink or a full file system, which have their own errors.
+    #[error("{object}: {cause} ({signal} at offset {offset}, caught during a copy)")]
+    Fault {
+        /// The object of the handle.
+        object: String,
+        /// `"SIGBUS"` or `"SIGSEGV"`.
+        signal: &'static str,
+        /// The offset in the object of the faulting address.
+        offset: usize,
+        /// What the fault means, as far as can be told.
+        cause: String,
+    },
     /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
     /// see [`crate::stream`].
     #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
@@ -329,6 +358,8 @@ impl Error {
             | Self::NotInitialised { object, .. }
             | Self::BadImageStream { object, .. }
             | Self::Busy { object, .. }
+            | Self::Shrunk { object, .. }
+            | Self::Fault { object, .. }
             | Self::WriterGone { object, .. }
             | Self::BadStream { object, .. }
             | Self::Locked { object, .. }
@@ -354,6 +385,8 @@ impl Error {
             Self::Busy { .. } | Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
+            Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
+            Self::Fault { .. } => io::ErrorKind::Other,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

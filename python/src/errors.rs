@@ -135,6 +135,7 @@ impl Classes {
             Error::Os { errno, .. } => (self.of_errno(errno.raw_os_error()), Some(errno.raw_os_error())),
             Error::WriterGone { .. } => (&self.writer_gone, None),
             Error::Busy { .. } | Error::Locked { .. } => (&self.os_error, Some(libc::EBUSY)),
+            Error::Shrunk { .. } | Error::Fault { .. } => (&self.os_error, Some(libc::EFAULT)),
             _ => (&self.invalid_argument, None),
         }
     }

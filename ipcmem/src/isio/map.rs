@@ -88,9 +88,9 @@ impl FileMap {
     pub(crate) fn copy_out(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let src = self.range(offset, buf.len())?;
         // SAFETY: the range lies in the mapping (checked), which lives as long as `self`;
-        // `access::load` reads it with atomic accesses, so concurrent writers are no data race.
-        unsafe { access::load(src, buf) };
-        Ok(())
+        // `access::load` is sound against concurrent writers, and `buf` is private memory.
+        let copied = unsafe { access::load(src, buf) };
+        copied.map_err(|fault| self.fault_error(fault, offset))
     }
 
     /// Copies `data` to `offset`, byte-wise atomically; fails on a read-only mapping.
@@ -98,9 +98,20 @@ impl FileMap {
         self.check_writable()?;
         let dst = self.range(offset, data.len())?;
         // SAFETY: the range lies in the mapping, which is writable (both checked);
-        // `access::store` writes atomically.
-        unsafe { access::store(dst, data) };
-        Ok(())
+        // `access::store` is sound against concurrent accesses, and `data` is private memory.
+        let copied = unsafe { access::store(dst, data) };
+        copied.map_err(|fault| self.fault_error(fault, offset))
+    }
+
+    /// The error for a fault of a copy at `offset` (the stream's file shrunk by another
+    /// process, or a page that could not be allocated): caught, not a crash.
+    fn fault_error(&self, fault: access::Fault, offset: usize) -> Error {
+        Error::Fault {
+            object: self.object.clone(),
+            signal: if fault.signal == access::Signal::Bus { "SIGBUS" } else { "SIGSEGV" },
+            offset,
+            cause: "the stream's file no longer backs this part of the mapping (truncated by another process?)".into(),
+        }
     }
 
     /// The atomic word at `offset` (aligned to its size). Loads work on a read-only mapping;
