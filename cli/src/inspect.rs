@@ -18,8 +18,10 @@ pub const LIST_HELP: &str = "\
 Named semaphores (/dev/shm/sem.NAME, KIND sem) are listed as sem:/NAME, after the POSIX
 objects; --posix leaves them out, --sem lists only them.
 
-STATUS: volatile (held), abandoned (volatile, held by no one: `ipcmem gc` removes it),
-dest (System V, marked for removal: goes at its last detach), locked, and the shared array the
+STATUS: volatile (held), abandoned (volatile, used by no process: `ipcmem gc` removes it),
+unfinished (a creation killed half way, used by no process: gc removes it), unknown (who uses
+it cannot be known here, as inside a child PID namespace: never called abandoned), dest
+(System V, marked for removal: goes at its last detach), locked, and the shared array the
 object holds (`ipcmem array`, as f32 640x480) or the frame stream (`ipcmem stream`, as
 stream f32 512x512 x4: type, frame dims, slots), or -. list attaches no System V segment, so it
 shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's. For a semaphore:

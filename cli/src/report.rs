@@ -337,25 +337,35 @@ pub fn compact_size(size: u64) -> String {
 }
 
 /// The STATUS column: `volatile` (held), `abandoned` (volatile, no holder: `gc` removes it),
-/// `dest` (marked for removal), `locked`, and the array the object holds (`f32 640x480`) or the
-/// stream (`stream f32 512x512 x4`), or `-`;
+/// `unfinished` (a creation killed half way: `gc` removes it), `unknown` (its holders cannot
+/// be known here), `dest` (marked for removal), `locked`, and the array the object holds
+/// (`f32 640x480`) or the stream (`stream f32 512x512 x4`), or `-`;
 /// for a semaphore, `volatile` (held) or `unheld` (`gc` leaves semaphores), and `value=N`.
 /// The array is a word of STATUS, the last column, rather than a column of its own: only the
 /// lines of arrays grow, and the table keeps within 100 columns for ordinary names.
 fn status(info: &ObjectInfo, contents: &Contents) -> String {
     let words: Vec<&str> = match info.kind {
+        _ if info.unfinished && info.in_use == Some(false) => vec!["unfinished"],
         Kind::Posix if info.is_abandoned() => vec!["abandoned"],
+        // Its holders cannot be known here (a child PID namespace): never called abandoned.
+        Kind::Posix if info.volatile == Some(true) && info.in_use.is_none() => vec!["volatile", "unknown"],
         Kind::Posix if info.volatile == Some(true) => vec!["volatile"],
+        Kind::Posix if info.unfinished => vec!["unfinished", "unknown"],
         Kind::Posix => Vec::new(),
         Kind::Semaphore => match (info.volatile, info.in_use) {
             (Some(true), Some(false)) => vec!["unheld"],
+            (Some(true), None) => vec!["volatile", "unknown"],
             (Some(true), _) => vec!["volatile"],
             _ => Vec::new(),
         },
-        Kind::SysV => [(info.marked_for_removal, "dest"), (info.locked == Some(true), "locked")]
-            .into_iter()
-            .filter_map(|(set, word)| set.then_some(word))
-            .collect(),
+        Kind::SysV => [
+            (info.marked_for_removal, "dest"),
+            (info.locked == Some(true), "locked"),
+            (info.in_use.is_none(), "unknown"),
+        ]
+        .into_iter()
+        .filter_map(|(set, word)| set.then_some(word))
+        .collect(),
     };
     // A stream shows as one (`stream f32 512x512 x4`), not as the array it also is.
     let array = match &contents.stream {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -18,18 +18,15 @@ struct Files(Vec<PathBuf>);
 
 impl Files {
     /// Makes `/dev/shm/NAME` (name given with its leading slash), 64 zero bytes, mode 0600;
-    /// volatile (with ipcmem's marker) if asked.
+    /// volatile (with ipcmem's mark) if asked.
     fn make(&mut self, name: &[u8], volatile: bool) {
         let path = PathBuf::from(OsStr::from_bytes(&[b"/dev/shm", name].concat()));
         self.0.push(path.clone());
         std::fs::write(&path, [0_u8; 64]).expect("make a file in /dev/shm");
         if volatile {
-            let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
-            // SAFETY: valid C strings and a value buffer of the length given.
-            let code = unsafe {
-                libc::setxattr(c_path.as_ptr(), c"user.ipcmem.volatile".as_ptr(), b"1".as_ptr().cast(), 1, 0)
-            };
-            assert_eq!(code, 0, "setxattr: {}", std::io::Error::last_os_error());
+            // ipcmem's volatile mark: the sticky bit, which only the owner can set.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o1600)).expect("chmod 1600");
         }
     }
 

@@ -174,6 +174,48 @@ pub enum Error {
         /// The check of the layout that the control block breaks.
         reason: String,
     },
+    /// Another process shrank the object (`ftruncate`) under an access: the pages past its new
+    /// end are gone. The access was stopped (its `SIGBUS` caught) and may have copied part of
+    /// the bytes.
+    #[error(
+        "{object}: the object was shrunk by another process to {size} bytes: {length} bytes at offset {offset} are no longer there"
+    )]
+    Shrunk {
+        /// The object of the handle.
+        object: String,
+        /// Its size now.
+        size: u64,
+        /// Where the access started.
+        offset: usize,
+        /// How many bytes it covered.
+        length: usize,
+    },
+    /// The mapping faulted during a copy (`SIGBUS` or `SIGSEGV`, caught) for another reason
+    /// than a shrink or a full file system, which have their own errors.
+    #[error("{object}: {cause} ({signal} at offset {offset}, caught during a copy)")]
+    Fault {
+        /// The object of the handle.
+        object: String,
+        /// `"SIGBUS"` or `"SIGSEGV"`.
+        signal: &'static str,
+        /// The offset in the object of the faulting address.
+        offset: usize,
+        /// What the fault means, as far as can be told.
+        cause: String,
+    },
+    /// A volatile object on which another process has held an exclusive `flock(2)` for longer
+    /// than an opener waits. ipcmem itself takes one only for the moment of a removal; a longer
+    /// one is another program's (`flock -x`).
+    #[error(
+        "{object}: locked by another process (an exclusive flock held for more than {} ms; /proc/locks or `fuser -v` shows which process)",
+        .waited.as_millis()
+    )]
+    Locked {
+        /// The object asked for.
+        object: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
     Os {
@@ -318,6 +360,9 @@ impl Error {
             | Self::Busy { object, .. }
             | Self::WriterGone { object, .. }
             | Self::BadStream { object, .. }
+            | Self::Shrunk { object, .. }
+            | Self::Fault { object, .. }
+            | Self::Locked { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -337,9 +382,11 @@ impl Error {
             | Self::TypeMismatch { .. }
             | Self::BadStream { .. }
             | Self::BadImageStream { .. } => io::ErrorKind::InvalidData,
-            Self::Busy { .. } => io::ErrorKind::ResourceBusy,
             Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
+            Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
+            Self::Fault { .. } => io::ErrorKind::Other,
+            Self::Busy { .. } | Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

@@ -48,6 +48,7 @@ pub mod array;
 pub mod error;
 pub mod event;
 pub mod gc;
+mod holders;
 mod huge;
 pub mod inventory;
 pub mod isio;
@@ -65,7 +66,7 @@ pub use error::{Error, Limit, NameRule, Result};
 pub use event::Event;
 pub use key::{Id, Key, ShmId};
 pub use semaphore::{Semaphore, SemaphoreOptions};
-pub use shm::{shmrm, Access, AsSharedMemory, Outcome, Persistence, SharedMemory, ShmOptions};
+pub use shm::{shmrm, Access, AsSharedMemory, Holding, Outcome, Persistence, SharedMemory, ShmOptions};
 pub use sysv::ShmInfo;
 
 /// The size of a memory page, read from the system at run time, as `IPC.PAGE_SIZE` in Julia.

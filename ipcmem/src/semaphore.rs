@@ -203,7 +203,7 @@ impl Semaphore {
     /// Julia. Fails with [`Error::AlreadyExists`] if one is there: a semaphore in use is never
     /// initialised again.
     pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: u32) -> Result<Semaphore> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         check_value(&place.object(), value)?;
         place.initialise(Kind::Semaphore, 0, || init_placed(&place, value))?;
         Ok(Semaphore::placed(place))
@@ -212,7 +212,7 @@ impl Semaphore {
     /// Uses the anonymous semaphore already at `offset` of `shm`, as `Semaphore(mem; offset)`
     /// in Julia, without touching its count.
     pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Semaphore> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         place.attach(Kind::Semaphore, 0)?;
         Ok(Semaphore::placed(place))
     }
@@ -220,7 +220,7 @@ impl Semaphore {
     /// Makes an anonymous semaphore at `offset` if the place is unused, else attaches to the
     /// one there (whose count stays as it is); says which.
     pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: u32) -> Result<(Semaphore, Outcome)> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         check_value(&place.object(), value)?;
         let outcome = place.initialise_or_attach(Kind::Semaphore, 0, || init_placed(&place, value))?;
         Ok((Semaphore::placed(place), outcome))
@@ -493,4 +493,11 @@ fn renamed(mut error: Error, name: &str) -> Error {
         _ => {}
     }
     error
+}
+
+/// The place at `offset` of `shm` for a `Repr`, with its atomics claimed.
+fn place(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr>(shm, offset)?;
+    place.claim::<AtomicU64>(std::mem::offset_of!(Repr, sem), 1)?;
+    Ok(place)
 }

@@ -124,18 +124,17 @@ fn a_lost_semaphore_wake_up_is_seen_within_the_recheck_period() {
     let shm = Arc::new(SharedMemory::create(name.as_str(), 4096).unwrap());
     let sem = Semaphore::init_at(&shm, 0, 0).unwrap();
     let waiter = common::child("sem-wait", &[&name]).spawn().unwrap();
-    // The sem_t starts at byte 8: count at 8, waiters at 12 (64-bit, little-endian).
-    assert!(
-        common::wait_until(Duration::from_secs(10), || shm.load_u32(12, Ordering::SeqCst).unwrap() == 1),
-        "the waiter never parked"
-    );
+    // The sem_t starts at byte 8: count at 8, waiters at 12 (64-bit, little-endian). Read as
+    // the 64-bit word it is: a 32-bit view of half of it is refused (a mixed-size race).
+    let waiters = || shm.load_u64(8, Ordering::SeqCst).unwrap() >> 32;
+    assert!(common::wait_until(Duration::from_secs(10), || waiters() == 1), "the waiter never parked");
     shm.write_at(12, &[0; 4]).unwrap();
     let posted = Instant::now();
     sem.post().unwrap();
     let run = common::wait_child(waiter);
     assert!(run.status.success(), "{run:?}");
     assert!(posted.elapsed() < Duration::from_secs(2), "the waiter took {:?}", posted.elapsed());
-    assert_eq!(shm.load_u32(12, Ordering::SeqCst).unwrap(), 0, "the count of waiters must not underflow");
+    assert_eq!(waiters(), 0, "the count of waiters must not underflow");
 }
 
 // ---- children ----

@@ -383,7 +383,7 @@ fn circular_reads_keep_up_with_a_writer_that_never_pauses() {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut frame = vec![0; 4096];
-            for n in 1..=3000_u64 {
+            for n in 1..=50_000_u64 {
                 frame.fill(n.to_le_bytes()[0]);
                 stream.write_frame(&frame).unwrap();
             }
@@ -391,7 +391,9 @@ fn circular_reads_keep_up_with_a_writer_that_never_pauses() {
         });
         let mut frame = vec![0; 4096];
         let mut older = vec![0; 4096];
+        let mut reads = 0;
         while !done.load(Ordering::Relaxed) {
+            reads += 1;
             // Never busy: the writer fills the other slices while a slice is copied.
             let info = reader.read_frame(&mut frame).unwrap();
             // The slice of `cnt1`: written by frame `cnt0`, or by the next one when the writer
@@ -404,6 +406,7 @@ fn circular_reads_keep_up_with_a_writer_that_never_pauses() {
             let expected = old.slice_cnt0.to_le_bytes()[0];
             assert!(older.iter().all(|&b| b == expected), "torn slice {previous}");
         }
+        assert!(reads > 10, "the reader ran alongside the writer only {reads} times");
     });
 }
 

@@ -80,7 +80,7 @@ impl Condvar {
 
     /// Makes a new condition variable at `offset` of `shm`; fails if something is there.
     pub fn init_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Condvar> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         place.initialise(Kind::Condvar, 0, || {
             init_raw(&place);
             Ok(())
@@ -90,14 +90,14 @@ impl Condvar {
 
     /// Uses the condition variable already at `offset` of `shm`, without touching it.
     pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Condvar> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         place.attach(Kind::Condvar, 0)?;
         Ok(Condvar { place })
     }
 
     /// Makes the condition variable if the place is unused, else attaches; says which.
     pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<(Condvar, Outcome)> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         let outcome = place.initialise_or_attach(Kind::Condvar, 0, || {
             init_raw(&place);
             Ok(())
@@ -244,4 +244,11 @@ fn init_raw(place: &Place) {
         (*repr).sequence.store(0, Ordering::Relaxed);
         (*repr).waiters.store(0, Ordering::Relaxed);
     }
+}
+
+/// The place at `offset` of `shm` for a `Repr`, with its atomics claimed.
+fn place(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr>(shm, offset)?;
+    place.claim::<AtomicU32>(std::mem::offset_of!(Repr, sequence), 2)?;
+    Ok(place)
 }

@@ -18,9 +18,12 @@
 //! built from other code, may die half-way through an update (see [`LockResult::OwnerDied`]),
 //! or may not play by the rules: whatever bytes are there must still make a valid `T`, and a
 //! `T` must be copyable out as bytes. Guards therefore hand out copies
-//! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with byte-wise
-//! atomic accesses, never `&T` or `&mut T`: a process that writes the bytes without the lock
-//! (or `SharedMemory::write_at` in this one) gives torn values, not undefined behaviour.
+//! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with the copy of
+//! `SharedMemory::read_at`/`write_at`, never `&T` or `&mut T`: a process that writes the bytes
+//! without the lock (or `SharedMemory::write_at` in this one) gives torn values, not undefined
+//! behaviour. These guard methods return no error: should another process shrink the object
+//! under a held lock, `get` gives zeros past the fault and `set` may store part (on `x86_64`
+//! and `aarch64`; the lock calls of glibc on the same object are not fault-safe).
 //!
 //! # Trust, and garbage
 //!
@@ -159,11 +162,22 @@ impl Place {
         if !base.cast::<R>().is_aligned() {
             return Err(Error::Misaligned { object: shm.id().to_string(), offset, align: layout.align() });
         }
+        // Every representation placed here starts with two 32-bit atomic words (the `Header`
+        // of the sync objects and semaphores, the count and waiters of an `Event`): claimed at
+        // that width, so that no 64-bit view of the same bytes can race with them.
+        shm.claim::<AtomicU32>(offset, 2)?;
         let base = NonNull::new(base).ok_or_else(|| Error::InvalidArgument {
             object: shm.id().to_string(),
             reason: "the mapping has no address".into(),
         })?;
         Ok(Place { shm: Arc::clone(shm), offset, base })
+    }
+
+    /// Claims `count` atomic words of type `A` at `at` bytes into the place (see
+    /// `SharedMemory::atomic_u32s`): the atomics a representation uses past its first two
+    /// words, so that no view of another width can be made over them.
+    pub(crate) fn claim<A>(&self, at: usize, count: usize) -> Result<()> {
+        self.shm.claim::<A>(self.offset + at, count).map(drop)
     }
 
     /// The object's address, as a pointer to its representation `R` (the type given to `new`).

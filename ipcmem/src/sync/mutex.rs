@@ -117,7 +117,7 @@ impl<T: Pod> Mutex<T> {
     /// another process) could make the owner write anywhere in its memory. Give write
     /// permission on the object only to processes that keep to this.
     pub unsafe fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<Mutex<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         place.initialise(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
         Ok(Mutex::with_place(place))
     }
@@ -129,7 +129,7 @@ impl<T: Pod> Mutex<T> {
     /// As for [`init_at`](Self::init_at): the mutex's bytes are written only through `Mutex`
     /// handles while any handle lives.
     pub unsafe fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Mutex<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         place.attach(Kind::Mutex, size_of::<T>())?;
         Ok(Mutex::with_place(place))
     }
@@ -141,7 +141,7 @@ impl<T: Pod> Mutex<T> {
     /// As for [`init_at`](Self::init_at): the mutex's bytes are written only through `Mutex`
     /// handles while any handle lives.
     pub unsafe fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(Mutex<T>, Outcome)> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         let outcome = place.initialise_or_attach(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
         Ok((Mutex::with_place(place), outcome))
     }
@@ -338,9 +338,9 @@ fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
         return Err(pthread_error(place.object(), "pthread_mutex_init", code));
     }
     // SAFETY: the data lies within the mapping (`Repr<T>` checked by `Place::new`); the store
-    // is byte-wise atomic.
-    unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
-    Ok(())
+    // is sound against concurrent access (see `access`).
+    let stored = unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
+    stored.map_err(|fault| place.shm().fault_error(fault, place.offset(), size_of::<Repr<T>>()))
 }
 
 /// Holds a [`Mutex`] until dropped; reads and writes its data by copy.
@@ -358,16 +358,19 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
     pub fn get(&self) -> T {
         let mut value = T::zeroed();
         // SAFETY: the data lies within the mapping, kept by the mutex that this guard borrows;
-        // the load is byte-wise atomic, and any bytes make a valid `T` (`Pod`).
-        unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
+        // the load is sound against concurrent access (see `access`), and any bytes make a
+        // valid `T` (`Pod`). A fault (the object shrunk under the lock) leaves `value` zero past the fault:
+        // this method has no error to return.
+        let _ = unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value
     }
 
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
-        // SAFETY: as in `get`, with a byte-wise atomic store to writable memory (checked by
-        // `Place::new`).
-        unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
+        // SAFETY: as in `get`, with a store to writable memory (checked by `Place::new`). A
+        // fault (the object shrunk under the lock) may leave the data partly written: this
+        // method has no error to return.
+        let _ = unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
     }
 
     /// Copies the data out, lets `f` change the copy, and stores it back; returns what `f` does.
@@ -448,4 +451,11 @@ impl<T: Pod + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MutexGuard").field("data", &self.get()).field("consistent", &self.consistent).finish()
     }
+}
+
+/// The place at `offset` of `shm` for a `Repr<T>`, with its atomics claimed.
+fn place<T: Pod>(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr<T>>(shm, offset)?;
+    place.claim::<AtomicU32>(std::mem::offset_of!(Repr<T>, raw) + KIND_OFFSET, 1)?;
+    Ok(place)
 }

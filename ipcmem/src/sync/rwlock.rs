@@ -99,7 +99,7 @@ impl<T: Pod> RwLock<T> {
 
     /// Makes a new lock holding `value` at `offset` of `shm`; fails if something is there.
     pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<RwLock<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         place.initialise(Kind::RwLock, size_of::<T>(), || {
             init_raw(&place, value);
             Ok(())
@@ -109,14 +109,14 @@ impl<T: Pod> RwLock<T> {
 
     /// Uses the lock already at `offset` of `shm`, without touching it.
     pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<RwLock<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         place.attach(Kind::RwLock, size_of::<T>())?;
         Ok(RwLock { place, _data: PhantomData })
     }
 
     /// Makes the lock if the place is unused, else attaches to the one there; says which.
     pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(RwLock<T>, Outcome)> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         let outcome = place.initialise_or_attach(Kind::RwLock, size_of::<T>(), || {
             init_raw(&place, value);
             Ok(())
@@ -277,9 +277,10 @@ impl<T: Pod> RwLock<T> {
 
     fn load(&self) -> T {
         let mut value = T::zeroed();
-        // SAFETY: the data lies within the mapping, kept by the place; the load is byte-wise
-        // atomic, and any bytes make a valid `T` (`Pod`).
-        unsafe { access::load(self.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
+        // SAFETY: the data lies within the mapping, kept by the place; the load is sound
+        // against concurrent access (see `access`), and any bytes make a valid `T` (`Pod`). A
+        // fault (the object shrunk under the lock) leaves `value` zero past the fault: this method has no error.
+        let _ = unsafe { access::load(self.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value
     }
 }
@@ -298,7 +299,9 @@ fn init_raw<T: Pod>(place: &Place, value: T) {
     unsafe {
         (*repr).raw.state.store(0, Ordering::Relaxed);
         (*repr).raw.writer.store(0, Ordering::Relaxed);
-        access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value));
+        // A fault (the object shrunk under the new lock) may leave the data partly written:
+        // the lock's creation has no error to return for it.
+        let _ = access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value));
     }
 }
 
@@ -360,8 +363,9 @@ impl<T: Pod> RwLockWriteGuard<'_, T> {
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
         // SAFETY: the data lies within the writable mapping, kept by the lock this guard
-        // borrows; the store is byte-wise atomic.
-        unsafe { access::store(self.lock.data().cast(), bytemuck::bytes_of(&value)) };
+        // borrows; the store is sound against concurrent access. A fault (the object shrunk
+        // under the lock) may leave the data partly written: this method has no error to return.
+        let _ = unsafe { access::store(self.lock.data().cast(), bytemuck::bytes_of(&value)) };
     }
 
     /// Copies the data out, lets `f` change the copy, and stores it back; returns what `f` does.
@@ -388,4 +392,11 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RwLockWriteGuard").field("data", &self.get()).finish()
     }
+}
+
+/// The place at `offset` of `shm` for a `Repr<T>`, with its atomics claimed.
+fn place<T: Pod>(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr<T>>(shm, offset)?;
+    place.claim::<AtomicU32>(std::mem::offset_of!(Repr<T>, raw), 2)?;
+    Ok(place)
 }
