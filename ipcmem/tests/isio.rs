@@ -713,6 +713,25 @@ fn a_garbage_semaphore_is_an_error_not_an_abort() {
     assert_eq!(stream.semaphores().unwrap()[1].reader_pid, -1, "no claim left behind");
 }
 
+#[test]
+fn a_stream_shrunk_under_its_readers_is_an_error_not_a_sigbus() {
+    let dir = TestDir::new();
+    let stream = dir.dir().create(&StreamSpec::new("shrunk", DataType::U8, &[64, 64]).keywords(1)).unwrap();
+    let reader = dir.dir().open_readonly("shrunk").unwrap();
+    // Another process cuts the file after its first page: the data's end and all that follows
+    // are gone from every mapping.
+    std::fs::OpenOptions::new().write(true).open(stream.path()).unwrap().set_len(4096).unwrap();
+    let mut frame = vec![0; 4096];
+    for error in [
+        reader.read_frame(&mut frame).unwrap_err(),
+        stream.write_frame(&frame).unwrap_err(),
+        stream.keywords().unwrap_err(),
+    ] {
+        assert!(matches!(error, Error::Shrunk { size: 4096, .. }), "{error}");
+        assert!(error.to_string().starts_with("isio:shrunk: the object was shrunk"), "{error}");
+    }
+}
+
 /// Opens a file of hostile bytes and does everything a program may do with it.
 fn exercise(dir: &TestDir, name: &str, bytes: &[u8]) {
     std::fs::write(dir.path.join(format!("{name}.im.shm")), bytes).unwrap();
