@@ -718,14 +718,19 @@ fn a_stream_shrunk_under_its_readers_is_an_error_not_a_sigbus() {
     let dir = TestDir::new();
     let stream = dir.dir().create(&StreamSpec::new("shrunk", DataType::U8, &[64, 64]).keywords(1)).unwrap();
     let reader = dir.dir().open_readonly("shrunk").unwrap();
+    let waiter = stream.reader().unwrap();
     // Another process cuts the file after its first page: the data's end and all that follows
-    // are gone from every mapping.
+    // (keywords, semaphores, pids) are gone from every mapping.
     std::fs::OpenOptions::new().write(true).open(stream.path()).unwrap().set_len(4096).unwrap();
     let mut frame = vec![0; 4096];
     for error in [
         reader.read_frame(&mut frame).unwrap_err(),
         stream.write_frame(&frame).unwrap_err(),
         stream.keywords().unwrap_err(),
+        stream.semaphores().unwrap_err(),
+        stream.post_all().unwrap_err(),
+        stream.reader().unwrap_err(),
+        waiter.wait_timeout(Duration::from_millis(1)).unwrap_err(),
     ] {
         assert!(matches!(error, Error::Shrunk { size: 4096, .. }), "{error}");
         assert!(error.to_string().starts_with("isio:shrunk: the object was shrunk"), "{error}");

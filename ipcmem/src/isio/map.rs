@@ -108,6 +108,13 @@ impl FileMap {
         copied.map_err(|fault| self.fault_error(fault, offset, data.len()))
     }
 
+    /// Checks, by a fault-safe copy of its last byte, that the file was not shrunk under the
+    /// mapping; done before atomic accesses and `sem_*` calls near its end, which would die of
+    /// the `SIGBUS` (a shrink in the moment between is not caught).
+    pub(crate) fn check_whole(&self) -> Result<()> {
+        self.copy_out(self.len - 1, &mut [0])
+    }
+
     /// The error for `fault` during a copy of `length` bytes at `offset`: the file shrunk under
     /// it, or another cause, as far as the file tells.
     #[cold]

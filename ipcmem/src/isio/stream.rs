@@ -648,6 +648,7 @@ impl Stream {
     #[doc(alias = "ImageStreamIO_sempost")]
     pub fn post_all(&self) -> Result<()> {
         self.check_writable()?;
+        self.inner.map.check_whole()?;
         let l = &self.inner.layout;
         let pid = std::process::id().cast_signed();
         for index in 0..l.semaphore_count {
@@ -677,6 +678,7 @@ impl Stream {
     pub fn semaphores(&self) -> Result<Vec<SemaphoreState>> {
         let l = &self.inner.layout;
         let map = &self.inner.map;
+        map.check_whole()?;
         (0..l.semaphore_count)
             .map(|index| {
                 Ok(SemaphoreState {
@@ -705,6 +707,7 @@ impl Stream {
     #[doc(alias = "ImageStreamIO_getsemwaitindex")]
     pub fn reader(&self) -> Result<Reader> {
         self.check_writable()?;
+        self.inner.map.check_whole()?;
         let l = &self.inner.layout;
         let pid = std::process::id().cast_signed();
         for index in 0..l.semaphore_count {
@@ -892,6 +895,7 @@ impl Reader {
 
     /// Checks again that the semaphore is one (another process may have written over it).
     fn check_sem(&self) -> Result<()> {
+        self.stream.inner.map.check_whole()?;
         let l = &self.stream.inner.layout;
         self.stream.inner.map.live_sem(l.semaphores + SEM_SIZE * self.index).map(|_| ())
     }
@@ -904,6 +908,9 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         let l = &self.stream.inner.layout;
+        if self.stream.inner.map.check_whole().is_err() {
+            return; // shrunk: nothing left to release
+        }
         if let Ok(word) = self.stream.inner.map.word::<AtomicI32>(l.read_pids + 4 * self.index) {
             // Only if it is still ours: another reader may have taken it over meanwhile.
             let _ = word.compare_exchange(self.pid, 0, Ordering::AcqRel, Ordering::Relaxed);
