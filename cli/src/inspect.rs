@@ -50,9 +50,9 @@ JSON fields (null where a kind has none): kind, name, id, key, size, mode, uid, 
 nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use, array ({\"type\":
 \"f32\", \"dims\": [640, 480]} for a shared array, else null), stream (for a frame stream, as
 `ipcmem stream info --json` gives it: type, frame_dims, slots, serial, writer_pid, writer_alive...;
-else null); then object, cuid, cgid, mtime, locked, value (the count of a named semaphore),
-name_bytes (the exact bytes of a name that is not UTF-8, else null; tables escape control
-characters and such bytes). kind is \"posix\", \"sysv\" or \"semaphore\"
+else null); then object, cuid, cgid, mtime,
+locked, value (the count of a named semaphore), name_bytes (the exact bytes of a name that is
+not UTF-8, else null; tables escape control characters and such bytes). kind is \"posix\", \"sysv\" or \"semaphore\"
 (sem:/name: its name is /name, as sem_open takes it; its count is read from its file, which is
 neither opened as a semaphore nor locked, so a volatile semaphore is never removed by a look). To read an array header, info attaches a System V segment read-only for a moment,
 after taking its figures: nattch never counts this command, but the segment then shows info as

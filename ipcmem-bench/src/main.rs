@@ -12,6 +12,8 @@
 
 mod copy;
 mod failure;
+#[cfg(feature = "iceoryx2")]
+mod iceoryx;
 mod isio;
 mod lifecycle;
 mod open;
@@ -105,6 +107,10 @@ enum Hidden {
     /// The second process of `--stream`.
     #[command(hide = true)]
     StreamReader(stream::ReaderArgs),
+    /// The second process of `--stream`'s iceoryx2 rows.
+    #[cfg(feature = "iceoryx2")]
+    #[command(hide = true)]
+    Iceoryx2Reader(iceoryx::ReaderArgs),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +120,8 @@ fn main() -> ExitCode {
         Some(Hidden::Pong(args)) => pingpong::pong(args),
         Some(Hidden::IsioPong(args)) => isio::pong(args),
         Some(Hidden::StreamReader(args)) => stream::reader(args),
+        #[cfg(feature = "iceoryx2")]
+        Some(Hidden::Iceoryx2Reader(args)) => iceoryx::reader(args),
         None => run(&cli.options, &selected(&matches)),
     };
     failure::exit_code(outcome)

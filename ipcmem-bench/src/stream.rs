@@ -88,6 +88,64 @@ fn run(settings: &Settings) -> Outcome {
         figures.push(measure(settings, frame)?);
     }
     print(settings, round_trip, &figures);
+    #[cfg(feature = "iceoryx2")]
+    {
+        let before = crate::iceoryx::entries();
+        let beside = beside_iceoryx2(settings, &figures);
+        crate::iceoryx::clean_up(&before);
+        beside?;
+    }
+    Ok(())
+}
+
+/// The same frames through iceoryx2's publish-subscribe, in the same run.
+#[cfg(feature = "iceoryx2")]
+fn beside_iceoryx2(settings: &Settings, ours: &[Figures]) -> Outcome {
+    let mut table = Table::new(&[
+        "frame",
+        "ipcmem publish + read",
+        "iceoryx2 loan, copy, send + receive, copy",
+        "ipcmem / iceoryx2",
+        "latency p50: ipcmem",
+        "iceoryx2",
+        "p99: ipcmem",
+        "iceoryx2",
+        "lost: ipcmem",
+        "iceoryx2",
+    ]);
+    for figure in ours {
+        stop::check()?;
+        progress(&format!("frame streams: iceoryx2, frames of {}", stats::bytes(figure.frame)));
+        let batch_bytes = if settings.quick { QUICK_BATCH_BYTES } else { BATCH_BYTES };
+        let rounds = (batch_bytes / figure.frame).max(4);
+        let theirs = crate::iceoryx::measure(
+            figure.frame,
+            rounds,
+            latency_frames(settings, figure.frame),
+            latency_gap(figure.frame),
+        )?;
+        table.row(vec![
+            stats::bytes(figure.frame),
+            stats::duration(theirs.ipcmem_round),
+            stats::duration(theirs.iceoryx2_round),
+            stats::format_ratio(stats::ratio(theirs.ipcmem_round, theirs.iceoryx2_round)),
+            stats::duration(figure.latency.median()),
+            stats::duration(theirs.latency.median()),
+            stats::duration(figure.latency.percentile(0.99)),
+            stats::duration(theirs.latency.percentile(0.99)),
+            figure.lost.to_string(),
+            theirs.lost.to_string(),
+        ]);
+    }
+    let about = "The same frames through iceoryx2's publish-subscribe ([u8] slices, an inter-process \
+                 service with a buffer of 4 and safe overflow), built with the cargo feature \
+                 iceoryx2 (what iceoryx2 leaves in /dev/shm and /tmp/iceoryx2 is removed after). Publish + read: one process, per frame, the median of 5 batches: ipcmem \
+                 publishes and a reader copies the frame out; iceoryx2 loans a sample, copies the \
+                 frame in, sends it, receives it and copies it out (the same two copies). Ratio: \
+                 ipcmem's time over iceoryx2's. Latency: a subscriber in a second process polls \
+                 receive() without pause on the schedule of the stream's latency run; ipcmem's \
+                 columns repeat the table above.";
+    stats::print_section("Frame streams beside iceoryx2", about, &table, &[]);
     Ok(())
 }
 

@@ -155,25 +155,6 @@ pub enum Error {
         /// What is busy.
         reason: String,
     },
-    /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
-    /// see [`crate::stream`].
-    #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
-    WriterGone {
-        /// The stream.
-        object: String,
-        /// The writer's process id, as the stream recorded it.
-        pid: u32,
-        /// `"its process died"` or `"it closed the stream"`.
-        reason: &'static str,
-    },
-    /// An object whose stream control block breaks the layout (see [`crate::stream`]).
-    #[error("{object}: not a valid frame stream: {reason}")]
-    BadStream {
-        /// The object.
-        object: String,
-        /// The check of the layout that the control block breaks.
-        reason: String,
-    },
     /// Another process shrank the object (`ftruncate`) under an access: the pages past its new
     /// end are gone. The access was stopped (its `SIGBUS` caught) and may have copied part of
     /// the bytes.
@@ -202,6 +183,25 @@ pub enum Error {
         offset: usize,
         /// What the fault means, as far as can be told.
         cause: String,
+    },
+    /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
+    /// see [`crate::stream`].
+    #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
+    WriterGone {
+        /// The stream.
+        object: String,
+        /// The writer's process id, as the stream recorded it.
+        pid: u32,
+        /// `"its process died"` or `"it closed the stream"`.
+        reason: &'static str,
+    },
+    /// An object whose stream control block breaks the layout (see [`crate::stream`]).
+    #[error("{object}: not a valid frame stream: {reason}")]
+    BadStream {
+        /// The object.
+        object: String,
+        /// The check of the layout that the control block breaks.
+        reason: String,
     },
     /// A volatile object on which another process has held an exclusive `flock(2)` for longer
     /// than an opener waits. ipcmem itself takes one only for the moment of a removal; a longer
@@ -358,10 +358,10 @@ impl Error {
             | Self::NotInitialised { object, .. }
             | Self::BadImageStream { object, .. }
             | Self::Busy { object, .. }
-            | Self::WriterGone { object, .. }
-            | Self::BadStream { object, .. }
             | Self::Shrunk { object, .. }
             | Self::Fault { object, .. }
+            | Self::WriterGone { object, .. }
+            | Self::BadStream { object, .. }
             | Self::Locked { object, .. }
             | Self::Os { object, .. } => object,
         }

@@ -2,7 +2,9 @@
 //! System V segments (`shmget`, keys and ids), with the calls of the Julia package
 //! InterProcessCommunication.jl and what its peers lack: open-or-create that says which,
 //! volatile objects that really vanish when the last user (or a crashed one) is gone, and a
-//! sound safe API.
+//! sound safe API. On top of them: typed arrays in the Julia package's layout ([`array`](mod@array)) and
+//! frame streams between processes, with serials, timestamps, no torn frame and every loss
+//! counted ([`stream`]).
 //!
 //! ```
 //! use ipcmem::{Key, Outcome, SharedMemory};

@@ -393,11 +393,6 @@ impl Object {
         self.volatile
     }
 
-    /// Whether the name still names this object (not gone, not one made later under it).
-    pub(crate) fn is_still_named(&self) -> bool {
-        self.identity().is_ok_and(|identity| identity.is_named(self.path.as_str()))
-    }
-
     /// The object's size now, as its file says: through the descriptor if we keep one, else
     /// through the name if it still names this object; `None` if neither can tell.
     pub(crate) fn current_size(&self) -> Option<u64> {
@@ -423,6 +418,11 @@ impl Object {
             None => fs::statvfs(self.directory()).ok()?,
         };
         Some((vfs.f_bavail * vfs.f_frsize, vfs.f_blocks * vfs.f_frsize))
+    }
+
+    /// Whether the name still names this object (not gone, not one made later under it).
+    pub(crate) fn is_still_named(&self) -> bool {
+        self.identity().is_ok_and(|identity| identity.is_named(self.path.as_str()))
     }
 
     /// Removes the name if it still names this object (not one made later under that name, or

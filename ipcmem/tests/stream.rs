@@ -357,6 +357,9 @@ fn serials_latest_checks_and_restart() {
     assert_eq!(writer.publish(&[1; 6]).unwrap(), 1);
     let first = reader.next(Duration::from_secs(1)).unwrap().unwrap();
     assert_eq!((first.info.serial, first.info.lost, first.data), (1, 0, vec![1; 6]));
+    let mut readonly = StreamReader::<u16>::open_readonly(name.as_str()).unwrap();
+    assert!(readonly.raw().memory().is_readonly());
+    assert_eq!(readonly.latest().unwrap().unwrap().info.serial, 1);
     // A relay keeps a remote stream's serials: the gap is counted lost.
     assert_eq!(writer.publish_with_serial(5, 123, &[5; 6]).unwrap(), 5);
     assert!(writer.publish_with_serial(5, 0, &[5; 6]).is_err(), "serials must increase");

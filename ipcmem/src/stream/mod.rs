@@ -10,7 +10,7 @@
 //! - **The writer never waits for readers**, and publishing makes no system call unless a
 //!   reader is parked (see [`RawWriter`] for readers with read-only mappings).
 //! - **Readers need only read permission**: they wait on the futex of a read-only mapping.
-//! - **A dead writer is reported as such**: a waiting reader gets [`Error::WriterGone`] within
+//! - **A dead writer is reported as such**: a waiting reader gets [`Error::WriterGone`](crate::Error::WriterGone) within
 //!   about [`CHECK_PERIOD`] of the writer's death (`SIGKILL` included), and follows a stream
 //!   re-created under the same name ([`FrameInfo::restarted`]).
 //! - **Still an array.** The object is a WA-1 shared array (see [`crate::array`]) of dims

@@ -17,7 +17,7 @@ use crate::array::{self, ElementType};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::key::Id;
-use crate::shm::{Outcome, SharedMemory, ShmOptions};
+use crate::shm::{Access, Outcome, SharedMemory, ShmOptions};
 
 /// How often a waiting reader looks at the writer's process and at the object's name: a dead
 /// writer or a re-created stream is noticed within this time (and the time of one look).
@@ -630,6 +630,8 @@ pub struct RawReader {
     stream: Stream,
     /// The element type at open (a re-created stream must keep it).
     element: ElementType,
+    /// Read-write if permitted, or read-only whatever is permitted.
+    access: Access,
     /// The serial of the last frame returned (or the one before the newest at open).
     previous: u64,
     /// The stream was re-created since the last frame returned: the next `FrameInfo` says so.
@@ -660,7 +662,16 @@ impl RawReader {
     /// any, else the first one to come.
     pub fn open(obj: impl Into<Id>) -> Result<RawReader> {
         let obj = obj.into();
-        Ok(RawReader::new(open_stream(&obj, array::DEFAULT_WAIT)?))
+        Ok(RawReader::new(open_stream(&obj, array::DEFAULT_WAIT, Access::ReadWrite)?, Access::ReadWrite))
+    }
+
+    /// Opens the stream `obj` read-only even where writing is permitted: the mapping cannot
+    /// change the stream, whatever the process does. A waiting reader then cannot register as
+    /// parked, and is woken by the writer's probes (see [`RawWriter`]): up to
+    /// [`READONLY_PROBE`] later after a quiet spell.
+    pub fn open_readonly(obj: impl Into<Id>) -> Result<RawReader> {
+        let obj = obj.into();
+        Ok(RawReader::new(open_stream(&obj, array::DEFAULT_WAIT, Access::ReadOnly)?, Access::ReadOnly))
     }
 
     /// Opens the stream `obj`, waiting up to `timeout` for it to be created (and its header
@@ -675,28 +686,31 @@ impl RawReader {
         let mut waited = false;
         loop {
             let left = timeout.saturating_sub(start.elapsed());
-            match open_stream(&obj, left.min(array::DEFAULT_WAIT)) {
+            match open_stream(&obj, left.min(array::DEFAULT_WAIT), Access::ReadWrite) {
                 Err(Error::NotFound { .. } | Error::NotInitialised { .. }) if !left.is_zero() => waited = true,
                 // A stream that appeared while this reader waited is read from its first frame.
-                Ok(stream) if waited => return Ok(RawReader { previous: 0, ..RawReader::new(stream) }),
+                Ok(stream) if waited => {
+                    return Ok(RawReader { previous: 0, ..RawReader::new(stream, Access::ReadWrite) })
+                }
                 Err(Error::NotFound { object, .. }) => {
                     return Err(Error::NotFound {
                         object,
                         hint: Some("no stream appeared under that name before the timeout"),
                     })
                 }
-                other => return other.map(RawReader::new),
+                other => return other.map(|stream| RawReader::new(stream, Access::ReadWrite)),
             }
             std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(OPEN_POLL_MAX);
         }
     }
 
-    fn new(stream: Stream) -> RawReader {
+    fn new(stream: Stream, access: Access) -> RawReader {
         let previous = stream.last_serial().min(MAX_SERIAL).saturating_sub(1);
         RawReader {
             spin: stream.event.spin(),
             element: stream.geometry.element(),
+            access,
             stream,
             previous,
             restarted: false,
@@ -853,7 +867,7 @@ impl RawReader {
             return;
         }
         // Another object under the name, or none: a stream made anew is read from serial 1.
-        if let Ok(mut stream) = open_stream(&self.stream.opened_as, Duration::ZERO) {
+        if let Ok(mut stream) = open_stream(&self.stream.opened_as, Duration::ZERO, self.access) {
             stream.event.set_spin(self.spin);
             self.stream = stream;
             self.previous = 0;
@@ -902,10 +916,13 @@ impl RawReader {
 }
 
 /// Opens `obj` as a stream: read-write if permitted, else read-only.
-fn open_stream(obj: &Id, wait: Duration) -> Result<Stream> {
-    let shm = match SharedMemory::open(obj.clone()) {
-        Err(Error::PermissionDenied { .. }) => SharedMemory::open_readonly(obj.clone())?,
-        other => other?,
+fn open_stream(obj: &Id, wait: Duration, access: Access) -> Result<Stream> {
+    let shm = match access {
+        Access::ReadOnly => SharedMemory::open_readonly(obj.clone())?,
+        Access::ReadWrite => match SharedMemory::open(obj.clone()) {
+            Err(Error::PermissionDenied { .. }) => SharedMemory::open_readonly(obj.clone())?,
+            other => other?,
+        },
     };
     Stream::wrap(shm, obj.clone(), wait)
 }

@@ -110,6 +110,12 @@ impl<T: Element> StreamReader<T> {
         Self::from_raw(RawReader::open(obj)?)
     }
 
+    /// Opens the stream `obj` read-only even where writing is permitted; see
+    /// [`RawReader::open_readonly`].
+    pub fn open_readonly(obj: impl Into<Id>) -> Result<Self> {
+        Self::from_raw(RawReader::open_readonly(obj)?)
+    }
+
     /// Opens the stream `obj`, waiting up to `timeout` for it to appear; see
     /// [`RawReader::open_wait`].
     pub fn open_wait(obj: impl Into<Id>, timeout: Duration) -> Result<Self> {
