@@ -31,8 +31,8 @@ ipcmem handle: gc leaves semaphores, `ipcmem rm sem:/NAME` removes it).
 ImageStreamIO streams of milk and cacao (the files $MILK_SHM_DIR/NAME.im.shm, default
 /milk/shm; KIND isio) come last, as isio:NAME; --isio lists only them. Their STATUS is the
 datatype, the dimensions and cnt0 (frames written), as f32 512x512 cnt0=1234, with circular for
-a circular buffer, or invalid for a file that is no valid stream (`ipcmem info isio:NAME` says
-why). CPID is the creator's pid. Nothing is written to a stream to list it.
+a circular buffer, unreadable for one this user may not read, or invalid for a file that is no
+valid stream (`ipcmem info isio:NAME` says why). CPID is the creator's pid. Nothing is written to a stream to list it.
 
 Example:
   $ ipcmem list

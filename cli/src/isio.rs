@@ -23,7 +23,7 @@ pub struct Entry {
     pub name: String,
     pub file: std::fs::Metadata,
     /// The stream's metadata, or why it could not be read.
-    pub metadata: Result<Metadata, String>,
+    pub metadata: Result<Metadata, ipcmem::Error>,
 }
 
 /// The streams of `$MILK_SHM_DIR`; none if the directory does not exist.
@@ -40,7 +40,7 @@ pub fn entries() -> ipcmem::Result<Vec<Entry>> {
 /// The stream `name`, if its file is still there.
 fn entry(dir: &Dir, name: String) -> Option<Entry> {
     let file = std::fs::metadata(dir.file(&name).ok()?).ok()?;
-    let metadata = dir.open_readonly(&name).and_then(|stream| stream.metadata()).map_err(|e| e.to_string());
+    let metadata = dir.open_readonly(&name).and_then(|stream| stream.metadata());
     Some(Entry { name, file, metadata })
 }
 
@@ -60,13 +60,15 @@ pub fn row(entry: &Entry, users: &mut Users) -> [String; 9] {
     ]
 }
 
-/// STATUS: `f32 512x512 cnt0=N` (and `circular`), or `invalid` for a file that is no stream.
+/// STATUS: `f32 512x512 cnt0=N` (and `circular`), `unreadable` for a file we may not read,
+/// `invalid` for one that is no stream.
 fn status(entry: &Entry) -> String {
     match &entry.metadata {
         Ok(m) => {
             let circular = if m.is_circular() { " circular" } else { "" };
             format!("{} {} cnt0={}{circular}", m.datatype, dims_text(m.dims()), m.cnt0)
         }
+        Err(ipcmem::Error::PermissionDenied { .. }) => "unreadable".to_owned(),
         Err(_) => "invalid".to_owned(),
     }
 }
@@ -92,7 +94,7 @@ pub fn object_json(entry: &Entry, users: &mut Users) -> ObjectJson {
         .map(|m| ArrayJson { element: m.datatype.name(), dims: m.dims().iter().map(|&d| d as usize).collect() });
     json.isio = Some(match &entry.metadata {
         Ok(m) => IsioSummary { cnt0: Some(m.cnt0), circular: Some(m.is_circular()), error: None },
-        Err(error) => IsioSummary { cnt0: None, circular: None, error: Some(error.clone()) },
+        Err(error) => IsioSummary { cnt0: None, circular: None, error: Some(error.to_string()) },
     });
     json
 }

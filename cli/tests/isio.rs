@@ -89,6 +89,13 @@ fn list_shows_streams_with_type_dims_and_cnt0() {
     assert_eq!(wfs["size"], stream.layout().total);
     let junk = entries.iter().find(|e| e["object"] == "isio:junk").unwrap();
     assert!(junk["isio"]["error"].as_str().unwrap().contains("not a valid ImageStreamIO stream"));
+
+    // A stream this user may not read: listed as unreadable, not invalid.
+    std::fs::set_permissions(stream.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = common::ipcmem_as_nobody(["list", "--isio"]).env("MILK_SHM_DIR", dir.path()).output().unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    let wfs = table.lines().find(|l| l.contains("isio:wfs")).unwrap_or_else(|| panic!("{table}"));
+    assert!(wfs.ends_with("unreadable"), "{table}");
 }
 
 #[test]

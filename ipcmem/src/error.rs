@@ -382,11 +382,11 @@ impl Error {
             | Self::TypeMismatch { .. }
             | Self::BadStream { .. }
             | Self::BadImageStream { .. } => io::ErrorKind::InvalidData,
-            Self::Busy { .. } | Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
             Self::Fault { .. } => io::ErrorKind::Other,
+            Self::Busy { .. } | Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

@@ -383,7 +383,7 @@ fn circular_reads_keep_up_with_a_writer_that_never_pauses() {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut frame = vec![0; 4096];
-            for n in 1..=3000_u64 {
+            for n in 1..=50_000_u64 {
                 frame.fill(n.to_le_bytes()[0]);
                 stream.write_frame(&frame).unwrap();
             }
@@ -391,7 +391,9 @@ fn circular_reads_keep_up_with_a_writer_that_never_pauses() {
         });
         let mut frame = vec![0; 4096];
         let mut older = vec![0; 4096];
+        let mut reads = 0;
         while !done.load(Ordering::Relaxed) {
+            reads += 1;
             // Never busy: the writer fills the other slices while a slice is copied.
             let info = reader.read_frame(&mut frame).unwrap();
             // The slice of `cnt1`: written by frame `cnt0`, or by the next one when the writer
@@ -404,6 +406,7 @@ fn circular_reads_keep_up_with_a_writer_that_never_pauses() {
             let expected = old.slice_cnt0.to_le_bytes()[0];
             assert!(older.iter().all(|&b| b == expected), "torn slice {previous}");
         }
+        assert!(reads > 10, "the reader ran alongside the writer only {reads} times");
     });
 }
 
@@ -708,6 +711,30 @@ fn a_garbage_semaphore_is_an_error_not_an_abort() {
     assert_eq!(first.index(), 0);
     assert!(matches!(stream.reader(), Err(Error::InvalidArgument { .. })));
     assert_eq!(stream.semaphores().unwrap()[1].reader_pid, -1, "no claim left behind");
+}
+
+#[test]
+fn a_stream_shrunk_under_its_readers_is_an_error_not_a_sigbus() {
+    let dir = TestDir::new();
+    let stream = dir.dir().create(&StreamSpec::new("shrunk", DataType::U8, &[64, 64]).keywords(1)).unwrap();
+    let reader = dir.dir().open_readonly("shrunk").unwrap();
+    let waiter = stream.reader().unwrap();
+    // Another process cuts the file after its first page: the data's end and all that follows
+    // (keywords, semaphores, pids) are gone from every mapping.
+    std::fs::OpenOptions::new().write(true).open(stream.path()).unwrap().set_len(4096).unwrap();
+    let mut frame = vec![0; 4096];
+    for error in [
+        reader.read_frame(&mut frame).unwrap_err(),
+        stream.write_frame(&frame).unwrap_err(),
+        stream.keywords().unwrap_err(),
+        stream.semaphores().unwrap_err(),
+        stream.post_all().unwrap_err(),
+        stream.reader().unwrap_err(),
+        waiter.wait_timeout(Duration::from_millis(1)).unwrap_err(),
+    ] {
+        assert!(matches!(error, Error::Shrunk { size: 4096, .. }), "{error}");
+        assert!(error.to_string().starts_with("isio:shrunk: the object was shrunk"), "{error}");
+    }
 }
 
 /// Opens a file of hostile bytes and does everything a program may do with it.

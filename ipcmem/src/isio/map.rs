@@ -1,15 +1,16 @@
 //! A shared mapping of a stream's file, and the only code of [`crate::isio`] that touches its
-//! bytes: copies in and out through [`crate::access`], atomic words, and `sem_t` addresses.
+//! bytes: copies in and out through [`crate::access`] (fault-safe: a file shrunk under a copy
+//! is an error, not a `SIGBUS`), atomic words claimed at their width, and `sem_t` addresses.
 //!
 //! Other processes write the file at any time, so nothing here hands out `&[u8]` over it.
 
-use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8};
 
 use rustix::mm::{self, MapFlags, ProtFlags};
 
-use crate::access;
+use crate::access::{self, Copier};
 use crate::error::{Error, Result};
 
 /// Where glibc keeps a semaphore's flag word (`private`) in its 32-byte `sem_t` on 64-bit
@@ -25,6 +26,10 @@ pub(crate) struct FileMap {
     writable: bool,
     /// The stream as errors name it (`isio:NAME`).
     object: String,
+    /// The open file, to tell why a copy faulted (its size now).
+    file: OwnedFd,
+    /// The copy routine, ready (its fault handler installed).
+    copier: Copier,
 }
 
 // SAFETY: the mapping stays valid for the life of the value, and every access goes through
@@ -41,20 +46,20 @@ impl Word for AtomicI32 {}
 impl Word for AtomicU64 {}
 
 impl FileMap {
-    /// Maps the `len` bytes of the file open at `fd` (`len` > 0).
+    /// Maps the `len` bytes of the file open at `fd` (`len` > 0), and keeps the file.
     #[doc(alias = "mmap")]
-    pub(crate) fn new(object: &str, fd: impl AsFd, len: usize, writable: bool) -> Result<FileMap> {
+    pub(crate) fn new(object: &str, fd: OwnedFd, len: usize, writable: bool) -> Result<FileMap> {
         let prot = if writable { ProtFlags::READ | ProtFlags::WRITE } else { ProtFlags::READ };
         // SAFETY: a new shared mapping at an address the kernel chooses: it overlaps no memory
         // Rust knows of. The callers check that `len` is above 0.
-        let ptr = unsafe { mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0) }
+        let ptr = unsafe { mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &fd, 0) }
             .map_err(|errno| Error::from_errno(&object, "mmap", errno))?;
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Os {
             object: object.to_owned(),
             operation: "mmap",
             errno: rustix::io::Errno::FAULT,
         })?;
-        Ok(FileMap { ptr, len, writable, object: object.to_owned() })
+        Ok(FileMap { ptr, len, writable, object: object.to_owned(), file: fd, copier: Copier::new() })
     }
 
     /// The bytes mapped.
@@ -87,39 +92,75 @@ impl FileMap {
     /// Copies `buf.len()` bytes at `offset` into `buf`, byte-wise atomically.
     pub(crate) fn copy_out(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let src = self.range(offset, buf.len())?;
-        // SAFETY: the range lies in the mapping (checked), which lives as long as `self`;
-        // `access::load` is sound against concurrent writers, and `buf` is private memory.
-        let copied = unsafe { access::load(src, buf) };
-        copied.map_err(|fault| self.fault_error(fault, offset))
+        // SAFETY: the range lies in the mapping (checked), which lives as long as `self`; `buf`
+        // is private memory; the copy is sound against concurrent writers (see `access`).
+        let copied = unsafe { self.copier.load(src, buf) };
+        copied.map_err(|fault| self.fault_error(fault, offset, buf.len()))
     }
 
     /// Copies `data` to `offset`, byte-wise atomically; fails on a read-only mapping.
     pub(crate) fn copy_in(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable()?;
         let dst = self.range(offset, data.len())?;
-        // SAFETY: the range lies in the mapping, which is writable (both checked);
-        // `access::store` is sound against concurrent accesses, and `data` is private memory.
-        let copied = unsafe { access::store(dst, data) };
-        copied.map_err(|fault| self.fault_error(fault, offset))
+        // SAFETY: the range lies in the mapping, which is writable (both checked); `data` is
+        // private memory; the copy is sound against concurrent accesses (see `access`).
+        let copied = unsafe { self.copier.store(dst, data) };
+        copied.map_err(|fault| self.fault_error(fault, offset, data.len()))
     }
 
-    /// The error for a fault of a copy at `offset` (the stream's file shrunk by another
-    /// process, or a page that could not be allocated): caught, not a crash.
-    fn fault_error(&self, fault: access::Fault, offset: usize) -> Error {
-        Error::Fault {
-            object: self.object.clone(),
-            signal: if fault.signal == access::Signal::Bus { "SIGBUS" } else { "SIGSEGV" },
-            offset,
-            cause: "the stream's file no longer backs this part of the mapping (truncated by another process?)".into(),
+    /// Checks, by a fault-safe copy of its last byte, that the file was not shrunk under the
+    /// mapping; done before atomic accesses and `sem_*` calls near its end, which would die of
+    /// the `SIGBUS` (a shrink in the moment between is not caught).
+    pub(crate) fn check_whole(&self) -> Result<()> {
+        self.copy_out(self.len - 1, &mut [0])
+    }
+
+    /// The error for `fault` during a copy of `length` bytes at `offset`: the file shrunk under
+    /// it, or another cause, as far as the file tells.
+    #[cold]
+    fn fault_error(&self, fault: access::Fault, offset: usize, length: usize) -> Error {
+        let object = self.object.clone();
+        let at = fault.address.wrapping_sub(self.ptr.as_ptr() as usize);
+        let signal = if fault.signal == access::Signal::Bus { "SIGBUS" } else { "SIGSEGV" };
+        if at >= self.len {
+            return Error::Fault {
+                object,
+                signal,
+                offset,
+                cause: format!("the caller's buffer faulted at address {:#x}, not the stream", fault.address),
+            };
+        }
+        match rustix::fs::fstat(&self.file).ok().and_then(|stat| u64::try_from(stat.st_size).ok()) {
+            Some(size) if size <= at as u64 => Error::Shrunk { object, size, offset, length },
+            _ => Error::Fault {
+                object,
+                signal,
+                offset: at,
+                cause: "a page of the stream's file could not be provided (its file system is full, or the \
+                        mapping lost its permissions)"
+                    .into(),
+            },
         }
     }
 
     /// The atomic word at `offset` (aligned to its size). Loads work on a read-only mapping;
-    /// the callers check [`is_writable`](Self::is_writable) before storing.
+    /// the callers check [`is_writable`](Self::is_writable) before storing. On a writable
+    /// mapping the word is claimed at its width (see `access::claims`): the stream's words are
+    /// always used at the same width, so a claim never conflicts unless the layout is broken.
     pub(crate) fn word<A: Word>(&self, offset: usize) -> Result<&A> {
         let ptr = self.range(offset, size_of::<A>())?;
         if !ptr.cast::<A>().is_aligned() {
             return Err(Error::Misaligned { object: self.object.clone(), offset, align: align_of::<A>() });
+        }
+        if self.writable {
+            access::claim(ptr as usize, size_of::<A>(), size_of::<A>()).map_err(|conflict| Error::InvalidArgument {
+                object: self.object.clone(),
+                reason: format!(
+                    "bytes at offset {offset} are used as {}-bit atomics already: {}-bit ones would race (undefined behaviour)",
+                    conflict.width * 8,
+                    size_of::<A>() * 8
+                ),
+            })?;
         }
         // SAFETY: aligned and within the mapping, which outlives the borrow of `self`; atomics
         // may be shared with other threads and processes, and every bit pattern is a value.
@@ -161,6 +202,9 @@ impl FileMap {
 
 impl Drop for FileMap {
     fn drop(&mut self) {
+        if self.writable {
+            access::release(self.ptr.as_ptr() as usize, self.len);
+        }
         // SAFETY: our own mapping; no reference into it outlives `self` (`word` borrows it).
         let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }

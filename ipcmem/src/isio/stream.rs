@@ -2,7 +2,6 @@
 //! claimed semaphore to wait on.
 
 use std::fmt;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -335,7 +334,7 @@ impl Stream {
             size: file_len,
             reason: "larger than the address space",
         })?;
-        let map = FileMap::new(&object, &fd, len, writable)?;
+        let map = FileMap::new(&object, fd, len, writable)?;
         let mut head = [0_u8; layout::METADATA_SIZE];
         map.copy_out(0, &mut head)?;
         let (metadata, layout) = layout::parse_metadata(&head, file_len)
@@ -374,13 +373,13 @@ impl Stream {
             fs::ftruncate(&fd, layout.total as u64).map_err(|errno| stream_errno(name, "ftruncate", errno))?;
             let stat = fs::fstat(&fd).map_err(|errno| stream_errno(name, "fstat", errno))?;
             metadata.inode = stat.st_ino;
-            let map = FileMap::new(&object(name), &fd, layout.total, true)?;
+            let map = FileMap::new(&object(name), fd, layout.total, true)?;
             initialise(&map, &mut metadata, &layout)?;
             publish(&temp, &path, spec.replace).map_err(|errno| stream_errno(name, "rename", errno))?;
-            Ok::<(FileMap, OwnedFd), Error>((map, fd))
+            Ok::<FileMap, Error>(map)
         })();
         match made {
-            Ok((map, _fd)) => Ok(Stream::from_parts(name, &path, map, layout, &metadata)),
+            Ok(map) => Ok(Stream::from_parts(name, &path, map, layout, &metadata)),
             Err(error) => {
                 let _ = fs::unlink(&temp);
                 Err(error)
@@ -489,8 +488,10 @@ impl Stream {
         loop {
             let before = self.counters()?;
             // A circular buffer's writer writes the other slices meanwhile: only a write of
-            // this one spoils the copy. Other streams have one frame, written in place.
-            if self.inner.layout.circular || !before.write {
+            // this one spoils the copy. Other streams have one frame, written in place; so has
+            // a circular buffer before its first frame, which may go to slice `cnt1` itself.
+            let by_slice = self.inner.layout.circular && before.cnt0 > 0;
+            if by_slice || !before.write {
                 let index = match slice {
                     Some(index) => index,
                     None => self.latest_slice(before.cnt1)?,
@@ -499,11 +500,7 @@ impl Stream {
                 let (slice_cnt0, atime, write_time) = self.slice_record(index, before.cnt0, slice.is_none())?;
                 fence(Ordering::Acquire);
                 let after = self.counters()?;
-                let kept = if self.inner.layout.circular {
-                    slice_untouched(before, after, index, slices)
-                } else {
-                    after == before
-                };
+                let kept = if by_slice { slice_untouched(before, after, index, slices) } else { after == before };
                 if kept {
                     return Ok(FrameInfo {
                         cnt0: before.cnt0,
@@ -651,6 +648,7 @@ impl Stream {
     #[doc(alias = "ImageStreamIO_sempost")]
     pub fn post_all(&self) -> Result<()> {
         self.check_writable()?;
+        self.inner.map.check_whole()?;
         let l = &self.inner.layout;
         let pid = std::process::id().cast_signed();
         for index in 0..l.semaphore_count {
@@ -680,6 +678,7 @@ impl Stream {
     pub fn semaphores(&self) -> Result<Vec<SemaphoreState>> {
         let l = &self.inner.layout;
         let map = &self.inner.map;
+        map.check_whole()?;
         (0..l.semaphore_count)
             .map(|index| {
                 Ok(SemaphoreState {
@@ -708,6 +707,7 @@ impl Stream {
     #[doc(alias = "ImageStreamIO_getsemwaitindex")]
     pub fn reader(&self) -> Result<Reader> {
         self.check_writable()?;
+        self.inner.map.check_whole()?;
         let l = &self.inner.layout;
         let pid = std::process::id().cast_signed();
         for index in 0..l.semaphore_count {
@@ -895,6 +895,7 @@ impl Reader {
 
     /// Checks again that the semaphore is one (another process may have written over it).
     fn check_sem(&self) -> Result<()> {
+        self.stream.inner.map.check_whole()?;
         let l = &self.stream.inner.layout;
         self.stream.inner.map.live_sem(l.semaphores + SEM_SIZE * self.index).map(|_| ())
     }
@@ -907,6 +908,9 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         let l = &self.stream.inner.layout;
+        if self.stream.inner.map.check_whole().is_err() {
+            return; // shrunk: nothing left to release
+        }
         if let Ok(word) = self.stream.inner.map.word::<AtomicI32>(l.read_pids + 4 * self.index) {
             // Only if it is still ours: another reader may have taken it over meanwhile.
             let _ = word.compare_exchange(self.pid, 0, Ordering::AcqRel, Ordering::Relaxed);
