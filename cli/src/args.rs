@@ -17,6 +17,8 @@ pub enum Target {
     /// `sem:/name`: the named semaphore `/name` (as `sem_open` takes it), the file
     /// `/dev/shm/sem.name`.
     Semaphore(String),
+    /// `isio:NAME`: the ImageStreamIO stream `NAME`, the file `$MILK_SHM_DIR/NAME.im.shm`.
+    Isio(String),
 }
 
 impl fmt::Display for Target {
@@ -25,6 +27,7 @@ impl fmt::Display for Target {
         match self {
             Target::Memory(id) => write!(f, "{id}"),
             Target::Semaphore(name) => write!(f, "{SEMAPHORE_PREFIX}{name}"),
+            Target::Isio(name) => write!(f, "{}{name}", crate::isio::PREFIX),
         }
     }
 }
@@ -47,6 +50,8 @@ Objects (OBJ):
   private    (create only) a new System V segment without a key
   sem:/name  (list, info, rm and chmod only) the named semaphore /name, as sem_open(3) takes
              it: the file /dev/shm/sem.name
+  isio:NAME  (list, info, rm and chmod only) the ImageStreamIO stream NAME of milk/cacao: the
+             file $MILK_SHM_DIR/NAME.im.shm (default /milk/shm)
 
 Example:
   $ ipcmem create /frames 4MiB --mode 0640
@@ -72,6 +77,13 @@ pub fn parse_object(text: &str) -> Result<Object, String> {
 
 /// Parses what `info`, `rm` and `chmod` take: an existing object, or `sem:/name`.
 pub fn parse_target(text: &str) -> Result<Target, String> {
+    if let Some(name) = text.strip_prefix(crate::isio::PREFIX) {
+        return match ipcmem::isio::check_name(name) {
+            Ok(()) => Ok(Target::Isio(name.to_owned())),
+            Err(ipcmem::Error::InvalidArgument { reason, .. }) => Err(format!("isio:NAME: {reason}")),
+            Err(other) => Err(other.to_string()),
+        };
+    }
     let Some(name) = text.strip_prefix(SEMAPHORE_PREFIX) else {
         return parse_object(text).map(Target::Memory);
     };
@@ -94,6 +106,11 @@ pub fn parse_new_object(text: &str) -> Result<NewObject, String> {
 }
 
 fn parse_any(text: &str) -> Result<Id, String> {
+    if text.starts_with(crate::isio::PREFIX) {
+        return Err("isio:NAME names an ImageStreamIO stream, which only list, info, rm and chmod take: \
+                    this command takes shared memory, /name, key:N or id:N"
+            .into());
+    }
     if text.starts_with(SEMAPHORE_PREFIX) {
         return Err("sem:/name names a named semaphore, which only list, info, rm and chmod take: \
                     this command takes shared memory, /name, key:N or id:N"
@@ -147,6 +164,17 @@ pub fn parse_mode(text: &str) -> Result<Mode, String> {
         return Err(format!("{text}: only the permission bits 0777 can be set"));
     }
     Ok(mode)
+}
+
+/// What `list` shows for its flags (clap lets at most one be set): streams with the others
+/// when none is set, only streams with `--isio`.
+#[allow(clippy::fn_params_excessive_bools)] // the four flags of `list`, as clap gives them
+pub fn listing(posix: bool, sysv: bool, sem: bool, isio: bool) -> crate::inspect::Listing {
+    crate::inspect::Listing {
+        filter: filter(posix, sysv, sem),
+        objects: !isio,
+        streams: isio || !(posix || sysv || sem),
+    }
 }
 
 /// The filter of `list` for its flags (clap lets at most one be set).

@@ -47,18 +47,21 @@ pub enum Command {
         #[arg(value_name = "OBJ", value_parser = args::parse_object)]
         object: Object,
     },
-    /// List every object of both kinds, and the named semaphores.
+    /// List every object of both kinds, the named semaphores and the ImageStreamIO streams.
     #[command(after_help = inspect::LIST_HELP)]
     List {
         /// POSIX objects only (no semaphores).
-        #[arg(long, conflicts_with_all = ["sysv", "sem"])]
+        #[arg(long, conflicts_with_all = ["sysv", "sem", "isio"])]
         posix: bool,
         /// System V segments only.
-        #[arg(long, conflicts_with = "sem")]
+        #[arg(long, conflicts_with_all = ["sem", "isio"])]
         sysv: bool,
         /// Named POSIX semaphores only (/dev/shm/sem.*).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "isio")]
         sem: bool,
+        /// ImageStreamIO streams only (`$MILK_SHM_DIR/*.im.shm`, default /milk/shm).
+        #[arg(long)]
+        isio: bool,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
@@ -70,7 +73,7 @@ pub enum Command {
         #[arg(
             value_name = "OBJ",
             value_parser = args::parse_target,
-            help = "/name, key:N, id:N, or sem:/name (a named semaphore)",
+            help = "/name, key:N, id:N, sem:/name (a named semaphore) or isio:NAME (an ImageStreamIO stream)",
         )]
         object: Target,
         /// Print a JSON object.
@@ -84,7 +87,7 @@ pub enum Command {
             value_name = "OBJ",
             required = true,
             value_parser = args::parse_target,
-            help = "/name, key:N, id:N or sem:/name, one or more",
+            help = "/name, key:N, id:N, sem:/name or isio:NAME, one or more",
         )]
         objects: Vec<Target>,
         /// A missing object is not an error.
@@ -120,7 +123,7 @@ pub enum Command {
         #[arg(
             value_name = "OBJ",
             value_parser = args::parse_target,
-            help = "/name, key:N, id:N or sem:/name",
+            help = "/name, key:N, id:N, sem:/name or isio:NAME",
         )]
         object: Target,
         /// Octal, as 0640 or 640.
@@ -229,7 +232,7 @@ pub enum StreamCommand {
     /// Write test frames (every element of frame n equals n) as the stream's writer.
     #[command(after_help = stream::PUBLISH_HELP)]
     Publish {
-        /// /name, key:N or id:N.
+        /// /name, key:N, id:N, or isio:NAME (an ImageStreamIO stream).
         #[arg(value_name = "OBJ", value_parser = stream::parse_stream)]
         object: StreamTarget,
         /// Stop after N frames (default: run until SIGINT or SIGTERM).
@@ -251,7 +254,7 @@ pub enum StreamCommand {
     /// Print each frame received (serial, lost, latency), then a summary.
     #[command(after_help = stream::WATCH_HELP)]
     Watch {
-        /// /name, key:N or id:N.
+        /// /name, key:N, id:N, or isio:NAME (an ImageStreamIO stream).
         #[arg(value_name = "OBJ", value_parser = stream::parse_stream)]
         object: StreamTarget,
         /// Stop after N frames (default: run until SIGINT or SIGTERM).
@@ -270,7 +273,7 @@ pub enum StreamCommand {
     /// Show a stream: type, dims, slots, serial, last publication, rate, writer.
     #[command(after_help = stream::INFO_HELP)]
     Info {
-        /// /name, key:N or id:N.
+        /// /name, key:N, id:N, or isio:NAME (an ImageStreamIO stream).
         #[arg(value_name = "OBJ", value_parser = stream::parse_stream)]
         object: StreamTarget,
         /// Print a JSON object.

@@ -9,6 +9,7 @@ use ipcmem::inventory::{self, Filter};
 
 use crate::args::Target;
 use crate::failure::{Failure, Outcome};
+use crate::isio;
 use crate::report::{self, Contents, ObjectJson, Table};
 use crate::users::Users;
 
@@ -27,6 +28,12 @@ shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's. Fo
 value=N, its count, and volatile (made volatile by ipcmem, held) or unheld (volatile, held by no
 ipcmem handle: gc leaves semaphores, `ipcmem rm sem:/NAME` removes it).
 
+ImageStreamIO streams of milk and cacao (the files $MILK_SHM_DIR/NAME.im.shm, default
+/milk/shm; KIND isio) come last, as isio:NAME; --isio lists only them. Their STATUS is the
+datatype, the dimensions and cnt0 (frames written), as f32 512x512 cnt0=1234, with circular for
+a circular buffer, unreadable for one this user may not read, or invalid for a file that is no
+valid stream (`ipcmem info isio:NAME` says why). CPID is the creator's pid. Nothing is written to a stream to list it.
+
 Example:
   $ ipcmem list
   KIND   OBJECT      KEY         SIZE  MODE  OWNER  NATTCH  CPID  STATUS
@@ -34,7 +41,8 @@ Example:
   sem    sem:/ready  -             32  0600  root        -     -  value=2
   sysv   id:3        0x2a0010ff  1000  0600  root        1  4242  -
   $ ipcmem list --sysv --json
-  $ ipcmem list --sem";
+  $ ipcmem list --sem
+  $ MILK_SHM_DIR=/tmp/milk ipcmem list --isio";
 
 /// The example of `info --help`.
 pub const INFO_HELP: &str = "\
@@ -59,26 +67,46 @@ Example:
     \"size\": 4194304,
     ...
   $ ipcmem info key:0x2a0010ff
-  $ ipcmem info sem:/ready --json";
+  $ ipcmem info sem:/ready --json
+  $ ipcmem info isio:dm00disp    (all metadata, keywords, semaphores with values and reader pids)";
 
-/// `ipcmem list [--posix | --sysv | --sem] [--json]`.
-pub fn list(filter: Filter, json: bool) -> Outcome {
+/// What `list` shows: objects of the library's inventory (by `filter`), ImageStreamIO streams
+/// of `$MILK_SHM_DIR`, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    pub filter: Filter,
+    pub objects: bool,
+    pub streams: bool,
+}
+
+/// `ipcmem list [--posix | --sysv | --sem | --isio] [--json]`.
+pub fn list(listing: Listing, json: bool) -> Outcome {
     // The arrays of POSIX objects only: attaching every System V segment would rewrite the
     // last attach and detach (pid, times) of each.
-    let objects: Vec<_> = inventory::list(filter)?
-        .into_iter()
-        .map(|info| {
-            let contents = Contents::of(&info, false);
-            (info, contents)
-        })
-        .collect();
+    let objects: Vec<_> = if listing.objects {
+        inventory::list(listing.filter)?
+            .into_iter()
+            .map(|info| {
+                let contents = Contents::of(&info, false);
+                (info, contents)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let streams = if listing.streams { isio::entries()? } else { Vec::new() };
     let mut users = Users::default();
     let text = if json {
-        let shown: Vec<ObjectJson> =
+        let mut shown: Vec<ObjectJson> =
             objects.iter().map(|(info, contents)| ObjectJson::new(info, contents, &mut users)).collect();
+        shown.extend(streams.iter().map(|entry| isio::object_json(entry, &mut users)));
         to_json(&shown)
     } else {
-        Table::new(&objects, &mut users).lines().join("\n")
+        let mut table = Table::new(&objects, &mut users);
+        for entry in &streams {
+            table.push(isio::row(entry, &mut users));
+        }
+        table.lines().join("\n")
     };
     print_line(&text)
 }
@@ -89,6 +117,11 @@ pub fn info(target: &Target, json: bool) -> Outcome {
     let found = match target {
         Target::Memory(object) => inventory::info(object)?,
         Target::Semaphore(name) => inventory::semaphore(name)?,
+        Target::Isio(name) => {
+            let shown = isio::info(name)?;
+            let text = if json { to_json(&shown) } else { isio::info_lines(&shown).join("\n") };
+            return print_line(&text);
+        }
     };
     let contents = Contents::of(&found, true);
     let shown = ObjectJson::new(&found, &contents, &mut Users::default());

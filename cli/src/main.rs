@@ -12,6 +12,7 @@ mod demo;
 mod escape;
 mod failure;
 mod inspect;
+mod isio;
 mod manage;
 mod report;
 mod signals;
@@ -35,7 +36,7 @@ fn run(command: Command) -> Outcome {
     match command {
         Command::Create { object, size, mode, volatile, hold } => manage::create(&object, size, mode, volatile, hold),
         Command::Hold { object } => manage::hold(&object),
-        Command::List { posix, sysv, sem, json } => inspect::list(args::filter(posix, sysv, sem), json),
+        Command::List { posix, sysv, sem, isio, json } => inspect::list(args::listing(posix, sysv, sem, isio), json),
         Command::Info { object, json } => inspect::info(&object, json),
         Command::Rm { objects, force } => manage::rm(&objects, force),
         Command::Read { object, offset, length } => data::read(&object, offset, length),

@@ -158,6 +158,7 @@ pub fn rm(objects: &[Target], force: bool) -> Outcome {
 fn remove(target: &Target) -> ipcmem::Result<()> {
     let object = match target {
         Target::Memory(object) => object,
+        Target::Isio(name) => return crate::isio::remove(name),
         Target::Semaphore(name) => {
             // Looked up first: unlinking a missing semaphore is no error for the library.
             inventory::semaphore(name)?;
@@ -177,6 +178,7 @@ fn remove(target: &Target) -> ipcmem::Result<()> {
 pub fn chmod(target: &Target, mode: Mode) -> Outcome {
     match target {
         Target::Memory(object) => set_mode(object, mode)?,
+        Target::Isio(name) => crate::isio::chmod(name, mode)?,
         Target::Semaphore(name) => {
             // Its file, `/sem.NAME`, is changed as a POSIX object is.
             let file = inventory::semaphore(name)?.object();

@@ -88,6 +88,9 @@ pub struct ObjectJson {
     /// The object as a terminal may show it (controls and bad bytes escaped); not in JSON.
     #[serde(skip)]
     pub shown: String,
+    /// An ImageStreamIO stream's `cnt0` and kind (kind `"isio"` only; absent for the others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isio: Option<crate::isio::IsioSummary>,
 }
 
 /// The element type and dimensions of a shared array: `{"type": "f32", "dims": [640, 480]}`.
@@ -144,6 +147,51 @@ impl ObjectJson {
             value: info.value,
             name_bytes: info.name_bytes.clone(),
             shown: escaped(&info.label_bytes()),
+            isio: None,
+        }
+    }
+
+    /// The JSON of a file that is an object of its own kind (an ImageStreamIO stream): name,
+    /// size, mode, owner and times from the file; `cpid` as given.
+    pub fn file(
+        kind: &'static str,
+        name: &str,
+        object: String,
+        file: &std::fs::Metadata,
+        cpid: Option<i32>,
+        users: &mut Users,
+    ) -> ObjectJson {
+        use std::os::unix::fs::MetadataExt;
+        ObjectJson {
+            kind,
+            name: Some(name.to_owned()),
+            id: None,
+            key: None,
+            size: file.size(),
+            mode: format!("{:04o}", file.mode() & 0o777),
+            uid: file.uid(),
+            user: users.name(file.uid()),
+            gid: file.gid(),
+            nattch: None,
+            cpid,
+            lpid: None,
+            atime: Some(file.atime()),
+            dtime: None,
+            ctime: file.ctime(),
+            marked_for_removal: false,
+            volatile: None,
+            in_use: None,
+            array: None,
+            shown: escaped(object.as_bytes()),
+            object,
+            cuid: None,
+            cgid: None,
+            mtime: Some(file.mtime()),
+            locked: None,
+            value: None,
+            stream: None,
+            name_bytes: None,
+            isio: None,
         }
     }
 }
@@ -223,6 +271,11 @@ impl Table {
         let mut rows = vec![HEADER.map(str::to_owned)];
         rows.extend(objects.iter().map(|(info, contents)| row(info, contents, users)));
         Table { rows }
+    }
+
+    /// Adds a row of another kind of object (an ImageStreamIO stream) after the others.
+    pub fn push(&mut self, row: [String; COLUMNS]) {
+        self.rows.push(row);
     }
 
     /// The lines of the table, columns separated by two spaces, no trailing blanks.

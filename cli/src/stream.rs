@@ -33,7 +33,15 @@ Example:
   serial 119  lost 0  latency 28.9us
   serial 120  lost 0  latency 30.4us
   frames 3  lost 0  rate 1000.2 Hz  latency p50 30.4us  p99 31.2us
-  $ ipcmem stream info /cam";
+  $ ipcmem stream info /cam
+
+ImageStreamIO streams of milk and cacao (isio:NAME, the file $MILK_SHM_DIR/NAME.im.shm) take
+publish, watch and info too: publish writes as ImageStreamIO's writers do (cnt0 is the serial,
+every semaphore posted), watch claims a semaphore and waits on it as milk's readers do, info is
+`ipcmem info isio:NAME`. publish --create makes a plain stream of DIMS for --slots 1, else a
+circular buffer of N frames (DIMS of 1 or 2 axes); it stays after publish ends, as streams do.
+  $ MILK_SHM_DIR=/tmp/milk ipcmem stream publish isio:cam --create f32 512x512 --slots 1 &
+  $ MILK_SHM_DIR=/tmp/milk ipcmem stream watch isio:cam --count 100 --check";
 
 /// The example of `stream create --help`.
 pub const CREATE_HELP: &str = "\
@@ -91,26 +99,32 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The most latencies `watch` keeps for its percentiles (a uniform sample beyond).
 const LATENCY_SAMPLE: usize = 1 << 20;
 
-/// A stream on the command line: ipcmem's own (`/name`, `key:N`, `id:N`). Other kinds of
-/// stream (milk's `isio:NAME` streams) come as new variants.
+/// A stream on the command line: ipcmem's own (`/name`, `key:N`, `id:N`), or an ImageStreamIO
+/// stream of milk (`isio:NAME`, in `$MILK_SHM_DIR`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamTarget {
     /// An ipcmem stream.
     Ipcmem(Id),
+    /// An ImageStreamIO stream.
+    Isio(String),
 }
 
 impl fmt::Display for StreamTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StreamTarget::Ipcmem(id) => write!(f, "{id}"),
+            StreamTarget::Isio(name) => write!(f, "{}{name}", crate::isio::PREFIX),
         }
     }
 }
 
-/// Parses a stream: `/name`, `key:N` or `id:N`.
+/// Parses a stream: `/name`, `key:N`, `id:N` or `isio:NAME`.
 pub fn parse_stream(text: &str) -> Result<StreamTarget, String> {
-    if text.starts_with("isio:") {
-        return Err(format!("{text}: ImageStreamIO streams (isio:NAME) are not supported by this build"));
+    if text.starts_with(crate::isio::PREFIX) {
+        return match args::parse_target(text)? {
+            args::Target::Isio(name) => Ok(StreamTarget::Isio(name)),
+            _ => Err(format!("{text}: not an ImageStreamIO stream")),
+        };
     }
     args::parse_object(text).map(StreamTarget::Ipcmem)
 }
@@ -219,6 +233,10 @@ fn open_source(target: &StreamTarget, timeout: Duration) -> Result<Box<dyn Frame
             Err(ipcmem::Error::NotFound { .. }) => Err(timed_out(target, "no stream appeared", timeout)),
             Err(error) => Err(error.into()),
         },
+        StreamTarget::Isio(name) => match crate::isio::open_source(name, timeout)? {
+            Some(source) => Ok(Box::new(source)),
+            None => Err(timed_out(target, "no stream appeared", timeout)),
+        },
     }
 }
 
@@ -243,6 +261,10 @@ fn open_sink(target: &StreamTarget, create: Option<&NewStream>, mode: Mode) -> i
                 }
             };
             Ok(Box::new(writer))
+        }
+        StreamTarget::Isio(name) => {
+            let create = create.map(|new| (new.element, new.dims.0.as_slice(), new.slots));
+            Ok(Box::new(crate::isio::open_sink(name, create, mode)?))
         }
     }
 }
@@ -573,7 +595,10 @@ impl From<&StreamInfo> for StreamJson {
 
 /// `ipcmem stream info OBJ [--json]`.
 pub fn info(target: &StreamTarget, json: bool) -> Outcome {
-    let StreamTarget::Ipcmem(id) = target;
+    let id = match target {
+        StreamTarget::Ipcmem(id) => id,
+        StreamTarget::Isio(name) => return crate::inspect::info(&args::Target::Isio(name.clone()), json),
+    };
     let info = stream::inspect(id)?;
     let shown = StreamJson::from(&info);
     if json {
@@ -629,7 +654,8 @@ mod tests {
 
     #[test]
     fn arguments() {
-        assert!(parse_stream("isio:cam").is_err());
+        assert_eq!(parse_stream("isio:cam"), Ok(StreamTarget::Isio("cam".into())));
+        assert!(parse_stream("isio:a/b").is_err());
         assert_eq!(parse_slots("4"), Ok(4));
         assert!(parse_slots("0").is_err());
         assert!(parse_rate("0").is_err());

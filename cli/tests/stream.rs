@@ -176,7 +176,7 @@ fn bad_stream_arguments_are_usage_errors() {
         &["stream", "publish", "/x", "--create", "f32", "4x4"],
         &["stream", "publish", "/x", "--rate", "0"],
         &["stream", "watch", "/x", "--timeout", "-1"],
-        &["stream", "watch", "isio:cam"],
+        &["stream", "watch", "isio:a/b"],
     ] {
         let output = ipcmem(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));

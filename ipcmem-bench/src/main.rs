@@ -16,6 +16,7 @@ mod copy;
 mod failure;
 #[cfg(feature = "iceoryx2")]
 mod iceoryx;
+mod isio;
 mod lifecycle;
 mod open;
 mod pingpong;
@@ -42,6 +43,7 @@ const SECTIONS: &[Section] = &[
     open::SECTION,
     pingpong::SECTION,
     stream::SECTION,
+    isio::SECTION,
     #[cfg(feature = "zenoh")]
     bridge::SECTION,
 ];
@@ -103,6 +105,9 @@ enum Hidden {
     /// The second process of `--pingpong`.
     #[command(hide = true)]
     Pong(pingpong::PongArgs),
+    /// The second process of `--isio`.
+    #[command(hide = true)]
+    IsioPong(isio::PongArgs),
     /// The second process of `--stream`.
     #[command(hide = true)]
     StreamReader(stream::ReaderArgs),
@@ -117,6 +122,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let outcome = match &cli.hidden {
         Some(Hidden::Pong(args)) => pingpong::pong(args),
+        Some(Hidden::IsioPong(args)) => isio::pong(args),
         Some(Hidden::StreamReader(args)) => stream::reader(args),
         #[cfg(feature = "iceoryx2")]
         Some(Hidden::Iceoryx2Reader(args)) => iceoryx::reader(args),

@@ -237,6 +237,19 @@ fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
 }
 
 #[test]
+fn bench_isio_quick_prints_both_tables_and_leaves_nothing() {
+    let run = run(&["--isio", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## ImageStreamIO frames: write and read against memcpy"), "{}", run.stdout);
+    assert!(run.stdout.contains("## ImageStreamIO: from a post to the waiting reader"), "{}", run.stdout);
+    assert_rows(
+        &run.stdout,
+        &["write: write_frame", "read: read_frame", "isio: write_frame", "next_into (default spin)", "parks at once"],
+    );
+    assert_nothing_left(run.pid);
+}
+
+#[test]
 fn bench_stream_quick_prints_every_frame_size_and_leaves_nothing() {
     let run = run(&["--stream", "--quick"]);
     assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
@@ -275,6 +288,7 @@ fn an_interrupted_bench_removes_what_it_made() {
 #[test]
 fn an_interrupted_pingpong_ends_its_second_process() {
     interrupted(&["--pingpong", "--iterations", "10000000"], libc::SIGINT);
+    interrupted(&["--isio", "--iterations", "10000000"], libc::SIGTERM);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 
 use crate::array::{ElementType, HeaderError};
+use crate::isio::LayoutError;
 
 /// The result type of ipcmem.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -136,6 +137,23 @@ pub enum Error {
         object: String,
         /// How long the opener waited.
         waited: Duration,
+    },
+    /// A file whose ImageStreamIO metadata breaks the layout (see [`crate::isio`]).
+    #[error("{object}: not a valid ImageStreamIO stream: {reason}")]
+    BadImageStream {
+        /// The stream (`isio:NAME`).
+        object: String,
+        /// The check of the layout that the file breaks.
+        reason: LayoutError,
+    },
+    /// Others hold what is needed, and waiting did not help: a writer that keeps a frame
+    /// changing, or semaphores all claimed.
+    #[error("{object}: busy: {reason}")]
+    Busy {
+        /// The object.
+        object: String,
+        /// What is busy.
+        reason: String,
     },
     /// Another process shrank the object (`ftruncate`) under an access: the pages past its new
     /// end are gone. The access was stopped (its `SIGBUS` caught) and may have copied part of
@@ -338,6 +356,8 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
+            | Self::BadImageStream { object, .. }
+            | Self::Busy { object, .. }
             | Self::Shrunk { object, .. }
             | Self::Fault { object, .. }
             | Self::WriterGone { object, .. }
@@ -358,12 +378,15 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
-            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadStream { .. } => io::ErrorKind::InvalidData,
+            Self::BadHeader { .. }
+            | Self::TypeMismatch { .. }
+            | Self::BadStream { .. }
+            | Self::BadImageStream { .. } => io::ErrorKind::InvalidData,
             Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
             Self::Fault { .. } => io::ErrorKind::Other,
-            Self::Locked { .. } => io::ErrorKind::ResourceBusy,
+            Self::Busy { .. } | Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

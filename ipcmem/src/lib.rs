@@ -53,6 +53,7 @@ pub mod gc;
 mod holders;
 mod huge;
 pub mod inventory;
+pub mod isio;
 pub mod key;
 pub mod posix;
 mod prefault;
