@@ -12,6 +12,7 @@
 
 mod copy;
 mod failure;
+mod huge;
 mod lifecycle;
 mod open;
 mod pingpong;
@@ -30,7 +31,8 @@ use crate::failure::{failure, Outcome};
 use crate::section::{Section, Settings};
 
 /// Every section, in the order a run measures them.
-const SECTIONS: &[Section] = &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, pingpong::SECTION];
+const SECTIONS: &[Section] =
+    &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, huge::SECTION, pingpong::SECTION];
 
 /// The text after the options in `--help`.
 const AFTER_HELP: &str = "\
@@ -89,6 +91,9 @@ enum Hidden {
     /// The second process of `--pingpong`.
     #[command(hide = true)]
     Pong(pingpong::PongArgs),
+    /// The POSIX rows of `--huge`, in a mount namespace of its own.
+    #[command(hide = true)]
+    HugePosix(huge::HugePosixArgs),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let outcome = match &cli.hidden {
         Some(Hidden::Pong(args)) => pingpong::pong(args),
+        Some(Hidden::HugePosix(args)) => huge::huge_posix(args),
         None => run(&cli.options, &selected(&matches)),
     };
     failure::exit_code(outcome)
