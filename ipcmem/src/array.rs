@@ -526,8 +526,9 @@ fn read_header(shm: &SharedMemory) -> Result<Header> {
     if object_len < FIXED_HEADER_SIZE {
         return Err(bad(HeaderError::TooSmall { len: object_len }));
     }
-    // Acquire: pairs with the creator's release store of the magic, so the copy below sees
-    // every field written before it.
+    // A relaxed load and an acquire fence (all std allows through a read-only mapping): pairs
+    // with the creator's release store of the magic, so the copy below sees every field
+    // written before it.
     let magic = shm.load_u32(0, Ordering::Acquire)?;
     if magic != MAGIC {
         return Err(bad(HeaderError::BadMagic { found: magic }));

@@ -137,6 +137,35 @@ pub enum Error {
         /// How long the opener waited.
         waited: Duration,
     },
+    /// Another process shrank the object (`ftruncate`) under an access: the pages past its new
+    /// end are gone. The access was stopped (its `SIGBUS` caught) and may have copied part of
+    /// the bytes.
+    #[error(
+        "{object}: the object was shrunk by another process to {size} bytes: {length} bytes at offset {offset} are no longer there"
+    )]
+    Shrunk {
+        /// The object of the handle.
+        object: String,
+        /// Its size now.
+        size: u64,
+        /// Where the access started.
+        offset: usize,
+        /// How many bytes it covered.
+        length: usize,
+    },
+    /// The mapping faulted during a copy (`SIGBUS` or `SIGSEGV`, caught) for another reason
+    /// than a shrink or a full file system, which have their own errors.
+    #[error("{object}: {cause} ({signal} at offset {offset}, caught during a copy)")]
+    Fault {
+        /// The object of the handle.
+        object: String,
+        /// `"SIGBUS"` or `"SIGSEGV"`.
+        signal: &'static str,
+        /// The offset in the object of the faulting address.
+        offset: usize,
+        /// What the fault means, as far as can be told.
+        cause: String,
+    },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
     Os {
@@ -276,6 +305,8 @@ impl Error {
             | Self::BadHeader { object, .. }
             | Self::TypeMismatch { object, .. }
             | Self::NotInitialised { object, .. }
+            | Self::Shrunk { object, .. }
+            | Self::Fault { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -293,6 +324,8 @@ impl Error {
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
             Self::BadHeader { .. } | Self::TypeMismatch { .. } => io::ErrorKind::InvalidData,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
+            Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
+            Self::Fault { .. } => io::ErrorKind::Other,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

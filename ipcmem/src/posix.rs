@@ -318,6 +318,33 @@ impl Object {
         self.volatile
     }
 
+    /// The object's size now, as its file says: through the descriptor if we keep one, else
+    /// through the name if it still names this object; `None` if neither can tell.
+    pub(crate) fn current_size(&self) -> Option<u64> {
+        let stat = match &self.fd {
+            Some(fd) => fs::fstat(fd).ok()?,
+            None => Some(fs::statat(CWD, self.path.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok()?)
+                .filter(|stat| Identity::of(stat) == self.identity)?,
+        };
+        u64::try_from(stat.st_size).ok()
+    }
+
+    /// The directory the object lives in (`/dev/shm`, or a hugetlbfs mount).
+    pub(crate) fn directory(&self) -> &str {
+        &self.path[..self.dir_len]
+    }
+
+    /// The free and total bytes of the object's file system (`fstatvfs`, or `statvfs` of its
+    /// directory).
+    #[doc(alias = "fstatvfs")]
+    pub(crate) fn free_space(&self) -> Option<(u64, u64)> {
+        let vfs = match &self.fd {
+            Some(fd) => fs::fstatvfs(fd).ok()?,
+            None => fs::statvfs(self.directory()).ok()?,
+        };
+        Some((vfs.f_bavail * vfs.f_frsize, vfs.f_blocks * vfs.f_frsize))
+    }
+
     /// Unlinks the name if it still names this object (not one made later under that name).
     pub(crate) fn remove(&self) -> Result<()> {
         if !self.identity.is_named(&self.path) {

@@ -29,23 +29,24 @@
 //! [`Error`].
 //!
 //! **Older kernels** (before 5.14, which answer `EINVAL`): the pages are touched, one byte per
-//! page, by the same threads: an atomic `fetch_add(0)` on a writable handle (a write fault that
-//! leaves the byte as it is, even if another process writes it at that moment; should the
-//! compiler make a load of it, the read fault allocates and maps the page all the same), an
-//! atomic load on a read-only one. A touch cannot report a failure, so a writable POSIX object is first
-//! given all its space with `fallocate`, which can (`ENOSPC`). A read-only handle cannot
-//! allocate: on such a kernel, prefaulting a read-only handle of a sparse object on a full
-//! `/dev/shm` would still raise `SIGBUS`.
+//! page, by the same threads, with the fault-safe touch of the copy mechanism
+//! ([`access::touch`]): an atomic add of 0 on a writable handle (a write fault that leaves the
+//! byte as it is, even if another process writes it at that moment), a load on a read-only
+//! one. A page the kernel cannot provide is then an error too, not a `SIGBUS` (on x86_64; the
+//! portable touch of other architectures is not fault-safe). A writable POSIX object is first
+//! given all its space with `fallocate`, which says `ENOSPC` at once rather than after
+//! touching the pages that fit.
 
 use std::fmt;
 use std::num::NonZero;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustix::io::Errno;
 use rustix::mm::{self, Advice};
 
+use crate::access;
 use crate::error::{Error, Limit, Result};
 use crate::huge::{self, Cause};
 
@@ -113,10 +114,7 @@ pub(crate) fn populate(
                 rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len as u64)
                     .map_err(|errno| failure(object, region.len, store, "fallocate", errno))?;
             }
-            in_chunks(region.base, len, |start, length| {
-                touch(start, length, region.writable);
-                Ok(())
-            })
+            in_chunks(region.base, len, |start, length| touch(start, length, region.writable))
         }
         other => other,
     };
@@ -189,22 +187,18 @@ fn advise(start: usize, len: usize, advice: Advice) -> Result<(), Errno> {
     }
 }
 
-/// Touches one byte of every page of `len` bytes at address `start`, without changing any.
-fn touch(start: usize, len: usize, writable: bool) {
+/// Touches one byte of every page of `len` bytes at address `start`, without changing any:
+/// with the fault-safe touch of [`access::touch`], so that a page the kernel cannot provide
+/// (a full tmpfs, a shrunk object) is `EFAULT`, as `MADV_POPULATE_READ` says it, not a `SIGBUS`.
+fn touch(start: usize, len: usize, writable: bool) -> Result<(), Errno> {
     for offset in (0..len).step_by(crate::page_size()) {
-        // SAFETY: the byte lies within the mapping (offset < len), which the caller keeps for the
-        // whole call; an `AtomicU8` needs no alignment, and an atomic access races with no other
-        // access, in this process or another.
-        let byte = unsafe { AtomicU8::from_ptr((start + offset) as *mut u8) };
-        if writable {
-            // A read-modify-write that adds nothing: a write fault, the byte unchanged even if
-            // another process writes it meanwhile.
-            byte.fetch_add(0, Ordering::Relaxed);
-        } else {
-            // Atomic loads are allowed on read-only memory.
-            byte.load(Ordering::Relaxed);
-        }
+        // SAFETY: the byte lies within the mapping (offset < len), which the caller keeps for
+        // the whole call, writable if `writable`. The touch changes no byte: a read, or an
+        // atomic add of 0 (a write fault, the byte unchanged even if another process writes it
+        // meanwhile).
+        unsafe { access::touch((start + offset) as *mut u8, writable) }.map_err(|_| Errno::FAULT)?;
     }
+    Ok(())
 }
 
 /// The error for a population of `len` bytes that failed with `errno`.
@@ -322,8 +316,8 @@ mod tests {
         // SAFETY: within the mapping, which nothing else writes.
         let first_bytes = || (0..len).step_by(page).map(|offset| unsafe { *anon.0.as_ptr().add(offset) }).collect();
         let before: Vec<u8> = first_bytes();
-        touch(anon.0.as_ptr() as usize, len, true);
-        touch(anon.0.as_ptr() as usize, len, false);
+        touch(anon.0.as_ptr() as usize, len, true).unwrap();
+        touch(anon.0.as_ptr() as usize, len, false).unwrap();
         let after: Vec<u8> = first_bytes();
         assert_eq!(before, after);
         assert_eq!(resident_pages(anon.0, len), 8);

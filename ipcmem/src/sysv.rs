@@ -383,7 +383,7 @@ pub fn shmctl(id: ShmId, command: ShmCommand<'_>) -> Result<()> {
             ds.shm_perm.uid = uid;
             ds.shm_perm.gid = gid;
             // Only the low 9 bits are settable; the kernel keeps SHM_DEST and SHM_LOCKED.
-            ds.shm_perm.mode = u16::try_from(perms & 0o777).unwrap_or(0);
+            ds.shm_perm.mode = (perms & 0o777).try_into().unwrap_or(0);
             control(id, libc::IPC_SET, &mut ds, "shmctl(IPC_SET)")
         }
         ShmCommand::Remove => control(id, libc::IPC_RMID, &mut zeroed_ds(), "shmctl(IPC_RMID)"),

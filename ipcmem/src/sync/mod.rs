@@ -138,6 +138,10 @@ impl Place {
         if !base.cast::<R>().is_aligned() {
             return Err(Error::Misaligned { object: shm.id().to_string(), offset, align: layout.align() });
         }
+        // Every representation placed here starts with two 32-bit atomic words (the `Header`
+        // of the sync objects and semaphores, the count and waiters of an `Event`): claimed at
+        // that width, so that no 64-bit view of the same bytes can race with them.
+        shm.claim::<AtomicU32>(offset, 2)?;
         let base = NonNull::new(base).ok_or_else(|| Error::InvalidArgument {
             object: shm.id().to_string(),
             reason: "the mapping has no address".into(),

@@ -260,9 +260,9 @@ fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
         return Err(pthread_error(place.object(), "pthread_mutex_init", code));
     }
     // SAFETY: the data lies within the mapping (`Repr<T>` checked by `Place::new`); the store
-    // is byte-wise atomic.
-    unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
-    Ok(())
+    // is sound against concurrent access (see `access`).
+    let stored = unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
+    stored.map_err(|fault| place.shm().fault_error(fault, place.offset(), size_of::<Repr<T>>()))
 }
 
 /// Holds a [`Mutex`] until dropped; reads and writes its data by copy.
@@ -280,16 +280,19 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
     pub fn get(&self) -> T {
         let mut value = T::zeroed();
         // SAFETY: the data lies within the mapping, kept by the mutex that this guard borrows;
-        // the load is byte-wise atomic, and any bytes make a valid `T` (`Pod`).
-        unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
+        // the load is sound against concurrent access (see `access`), and any bytes make a
+        // valid `T` (`Pod`). A fault (the object shrunk under the lock) leaves `value` zero:
+        // this method has no error to return.
+        let _ = unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value
     }
 
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
         // SAFETY: as in `get`, with a byte-wise atomic store to writable memory (checked by
-        // `Place::new`).
-        unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
+        // `Place::new`). A fault (the object shrunk under the lock) leaves the data unchanged:
+        // this method has no error to return.
+        let _ = unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
     }
 
     /// Copies the data out, lets `f` change the copy, and stores it back; returns what `f` does.

@@ -166,9 +166,10 @@ impl<T: Pod> RwLock<T> {
 
     fn load(&self) -> T {
         let mut value = T::zeroed();
-        // SAFETY: the data lies within the mapping, kept by the place; the load is byte-wise
-        // atomic, and any bytes make a valid `T` (`Pod`).
-        unsafe { access::load(self.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
+        // SAFETY: the data lies within the mapping, kept by the place; the load is sound
+        // against concurrent access (see `access`), and any bytes make a valid `T` (`Pod`). A
+        // fault (the object shrunk under the lock) leaves `value` zero: this method has no error.
+        let _ = unsafe { access::load(self.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value
     }
 
@@ -206,9 +207,10 @@ fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
     if code != 0 {
         return Err(pthread_error(place.object(), "pthread_rwlock_init", code));
     }
-    // SAFETY: the data lies within the writable mapping; the store is byte-wise atomic.
-    unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
-    Ok(())
+    // SAFETY: the data lies within the writable mapping; the store is sound against
+    // concurrent access (see `access`).
+    let stored = unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
+    stored.map_err(|fault| place.shm().fault_error(fault, place.offset(), size_of::<Repr<T>>()))
 }
 
 /// Shared access to a [`RwLock`] until dropped. Not `Send`: the thread that took the lock
@@ -259,8 +261,9 @@ impl<T: Pod> RwLockWriteGuard<'_, T> {
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
         // SAFETY: the data lies within the writable mapping, kept by the lock this guard
-        // borrows; the store is byte-wise atomic.
-        unsafe { access::store(self.lock.data().cast(), bytemuck::bytes_of(&value)) };
+        // borrows; the store is sound against concurrent access. A fault (the object
+        // shrunk under the lock) leaves the data unchanged: this method has no error to return.
+        let _ = unsafe { access::store(self.lock.data().cast(), bytemuck::bytes_of(&value)) };
     }
 
     /// Copies the data out, lets `f` change the copy, and stores it back; returns what `f` does.

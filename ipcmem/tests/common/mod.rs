@@ -361,3 +361,43 @@ pub fn posix_mode(name: &str) -> Option<u32> {
     let meta = std::fs::metadata(format!("/dev/shm{name}")).ok()?;
     Some(meta.permissions().mode() & 0o777)
 }
+
+/// Runs `scenario` (with `args`) in a child process of its own mount namespace (`unshare
+/// --mount --propagation private`); `None` (with a note) where this machine allows none.
+pub fn run_in_mount_namespace(scenario: &str, args: &[&str]) -> Option<ChildRun> {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_VAR, scenario)
+        .env(ARGS_VAR, args.join("\x1f"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let Ok(child) = command.spawn() else {
+        println!("note: no `unshare` command: scenario {scenario} skipped");
+        return None;
+    };
+    let run = wait_child(child);
+    if run.reports.is_empty() && run.stderr.starts_with("unshare:") {
+        println!("note: no mount namespace here ({}): scenario {scenario} skipped", run.stderr.trim());
+        return None;
+    }
+    Some(run)
+}
+
+/// In a child of its own mount namespace: mounts `fstype` with `options` over `/dev/shm`, and
+/// makes sure it is that mount that `/dev/shm` now is.
+pub fn mount_over_dev_shm(fstype: &str, options: &str) {
+    let c = |text: &str| std::ffi::CString::new(text).unwrap();
+    let (source, target, fstype_c, data) = (c("none"), c("/dev/shm"), c(fstype), c(options));
+    // SAFETY: plain C strings that live through the call; this process is alone in its mount
+    // namespace (`unshare --mount --propagation private`), so the mount is seen by no one else.
+    let mounted = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype_c.as_ptr(), 0, data.as_ptr().cast()) };
+    assert_eq!(mounted, 0, "mount {fstype}: {}", std::io::Error::last_os_error());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let last = mounts.lines().rfind(|line| line.split_whitespace().nth(1) == Some("/dev/shm")).unwrap();
+    assert_eq!(last.split_whitespace().nth(2), Some(fstype), "{mounts}");
+}
