@@ -50,7 +50,10 @@ fn measure(size: usize) -> Result<(), ipcmem::Error> {
     // from it races with nothing.
     let ins: [(&str, Box<dyn FnMut() + '_>); 4] = [
         ("memcpy private to private", Box::new(|| unsafe { memcpy(other, buf, size) })),
-        ("write_at", Box::new(|| shm.write_at(0, black_box(unsafe { std::slice::from_raw_parts(buf, size) })).unwrap())),
+        (
+            "write_at",
+            Box::new(|| shm.write_at(0, black_box(unsafe { std::slice::from_raw_parts(buf, size) })).unwrap()),
+        ),
         ("memcpy into the mapping (unsafe)", Box::new(|| unsafe { memcpy(mapped, buf, size) })),
         ("old byte-wise atomic loop", Box::new(|| unsafe { old_store(mapped, std::slice::from_raw_parts(buf, size)) })),
     ];
@@ -62,7 +65,10 @@ fn measure(size: usize) -> Result<(), ipcmem::Error> {
             Box::new(|| shm.read_at(0, black_box(unsafe { std::slice::from_raw_parts_mut(buf, size) })).unwrap()),
         ),
         ("memcpy out of the mapping (unsafe)", Box::new(|| unsafe { memcpy(buf, mapped, size) })),
-        ("old byte-wise atomic loop", Box::new(|| unsafe { old_load(mapped, std::slice::from_raw_parts_mut(buf, size)) })),
+        (
+            "old byte-wise atomic loop",
+            Box::new(|| unsafe { old_load(mapped, std::slice::from_raw_parts_mut(buf, size)) }),
+        ),
     ];
     report(size, "out", outs);
     Ok(())
@@ -139,7 +145,14 @@ impl Private {
     fn new(len: usize) -> Private {
         // SAFETY: a new private mapping at an address the kernel chooses.
         let ptr = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         assert_ne!(ptr, libc::MAP_FAILED);
         Private(ptr.cast(), len)

@@ -302,13 +302,15 @@ mod tests {
     fn every_strategy_copies_every_length_and_alignment() {
         let source: Vec<u8> = (0..=255).cycle().take(9000).collect();
         for strategy in strategies() {
-            for (start, len) in (0..70).step_by(3).flat_map(|start| {
-                (60..300).step_by(7).chain([1000, 4095, 4096, 8000]).map(move |len| (start, len))
-            }) {
+            for (start, len) in (0..70)
+                .step_by(3)
+                .flat_map(|start| (60..300).step_by(7).chain([1000, 4095, 4096, 8000]).map(move |len| (start, len)))
+            {
                 let mut target = vec![0_u8; 8200];
                 let at = (start * 5) % 64;
                 // SAFETY: both ranges lie within the vectors, which nothing else touches.
-                let outcome = unsafe { x86_64::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
+                let outcome =
+                    unsafe { x86_64::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
                 assert_eq!(outcome.signal, 0);
                 assert_eq!(target[at..at + len], source[start..start + len], "{strategy:?} {start} {len}");
                 assert!(target[..at].iter().chain(&target[at + len..]).all(|b| *b == 0), "{strategy:?} {start} {len}");
@@ -340,8 +342,9 @@ mod tests {
         let fd = rustix::fs::memfd_create("ipcmem-access-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, len as u64).unwrap();
         // SAFETY: a new mapping of our own memfd at an address the kernel chooses.
-        let ptr = unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0) }
-            .unwrap();
+        let ptr =
+            unsafe { mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0) }
+                .unwrap();
         (fd, ptr.cast(), len)
     }
 

@@ -158,7 +158,11 @@ fn writes_and_prefault_on_a_full_tmpfs_are_errors_not_signals() {
     for line in &run.reports[..2] {
         assert!(line.contains("limit: NoSpace"), "{line}");
     }
-    assert!(run.reports[0].contains("not enough free space in /dev/shm (0 of 1048576 bytes free"), "{}", run.reports[0]);
+    assert!(
+        run.reports[0].contains("not enough free space in /dev/shm (0 of 1048576 bytes free"),
+        "{}",
+        run.reports[0]
+    );
     assert!(run.reports[0].contains("the page at offset 1048576 of this sparse object could not be allocated"));
     assert_eq!(run.reports[2], "first page intact: true");
 }

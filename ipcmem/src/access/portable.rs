@@ -125,7 +125,8 @@ unsafe fn store_word(at: *mut u8, width: usize, bytes: [u8; 8]) {
     unsafe {
         match width {
             1 => AtomicU8::from_ptr(at).store(bytes[0], Relaxed),
-            4 => AtomicU32::from_ptr(at.cast()).store(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]), Relaxed),
+            4 => AtomicU32::from_ptr(at.cast())
+                .store(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]), Relaxed),
             _ => AtomicU64::from_ptr(at.cast()).store(u64::from_ne_bytes(bytes), Relaxed),
         }
     }

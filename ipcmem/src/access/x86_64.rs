@@ -334,7 +334,14 @@ pub(super) fn strategy() -> Strategy {
 pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, strategy: Strategy) -> Outcome {
     // SAFETY: the caller's promises are the routine's.
     unsafe {
-        __ipcmem_access_copy(dst, src, len, strategy.non_temporal_from, strategy.rep_movsb_from, usize::from(strategy.avx))
+        __ipcmem_access_copy(
+            dst,
+            src,
+            len,
+            strategy.non_temporal_from,
+            strategy.rep_movsb_from,
+            usize::from(strategy.avx),
+        )
     }
 }
 
