@@ -60,7 +60,7 @@ const QUICK_BATCH_BYTES: usize = 64 << 10;
 /// median.
 const BATCHES: usize = 3;
 /// How often a batch the scheduler interrupted is timed again.
-const RETRIES: usize = 10;
+const RETRIES: usize = 3;
 /// The share of a batch's time this thread may spend off its CPU before the batch is retimed.
 const OFF_CPU: f64 = 0.05;
 
