@@ -17,8 +17,9 @@
 //!   by 1.4×; at 4 KiB glibc starts `rep movsb`, which a vector loop beats by 10%.
 //! - **Paired, at the same moment.** The machine is shared (other processes build and test on
 //!   its 2 CPUs): a limit timed a second before its subject measures another machine. The
-//!   variants of a direction take turns, batch by batch, and every repetition gives one ratio
-//!   from its own pair of medians; the table shows the median ratio and its spread.
+//!   variants of a direction take turns, batch by batch; a ratio is of two batches of one
+//!   turn, a repetition's ratio the median of its turns', and the table shows the median
+//!   over the repetitions and the spread.
 //! - **Only time on the CPU, no faults.** A batch during which this thread spent more than
 //!   [`OFF_CPU`] of the time off its CPU (wall time against `CLOCK_THREAD_CPUTIME_ID`: the
 //!   scheduler gave the CPU to another process) is timed again, up to [`RETRIES`] times; page
@@ -287,18 +288,11 @@ fn run(settings: &Settings) -> Outcome {
                 ratios: Vec::new(),
             };
             for _ in 0..settings.reps {
-                let medians = repetition(&mut buffers, direction, len, times, &mut disturbance)?;
-                let (way, limit) = WAYS
-                    .iter()
-                    .zip(medians)
-                    .filter(|(way, _)| **way != Way::Safe)
-                    .min_by_key(|(_, time)| *time)
-                    .map_or((Way::Memcpy, Duration::ZERO), |(way, time)| (*way, time));
-                let safe = medians[WAYS.len() - 1];
-                figure.limit_by.push(way);
-                figure.ratios.push(stats::ratio(limit, safe));
-                figure.memcpy.push(limit);
-                figure.safe.push(safe);
+                let repetition = repetition(&mut buffers, direction, len, times, &mut disturbance)?;
+                figure.limit_by.push(repetition.way);
+                figure.ratios.push(repetition.ratio);
+                figure.memcpy.push(repetition.limit);
+                figure.safe.push(repetition.safe);
             }
             figures.push(figure);
         }
@@ -316,15 +310,28 @@ fn sizes(size: usize) -> Vec<usize> {
     sizes
 }
 
-/// One repetition: [`BATCHES`] batches of each of [`WAYS`], taking turns; the median batch of
-/// each.
+/// What one repetition gave.
+struct Repetition {
+    /// The fastest limit, by its median batch.
+    way: Way,
+    /// Its median batch.
+    limit: Duration,
+    /// The median batch of the safe copy.
+    safe: Duration,
+    /// The median over the turns of the limit's batch over the safe copy's batch of the same
+    /// turn: batches timed a few milliseconds apart share the machine's state (other
+    /// processes taking memory bandwidth), where medians of the whole repetition need not.
+    ratio: f64,
+}
+
+/// One repetition: [`BATCHES`] turns, each a batch of each of [`WAYS`].
 fn repetition(
     buffers: &mut Buffers,
     direction: Direction,
     len: usize,
     times: usize,
     disturbance: &mut Disturbance,
-) -> Result<[Duration; WAYS.len()], Failure> {
+) -> Result<Repetition, Failure> {
     let mut samples: [Samples; WAYS.len()] = Default::default();
     for _ in 0..BATCHES {
         for (way, samples) in WAYS.iter().zip(&mut samples) {
@@ -332,7 +339,16 @@ fn repetition(
             samples.push(batch(buffers, direction, *way, len, times, disturbance)?);
         }
     }
-    Ok(samples.map(|samples| samples.median()))
+    let safe = &samples[WAYS.len() - 1];
+    let (way, limit) = WAYS
+        .iter()
+        .zip(&samples)
+        .filter(|(way, _)| **way != Way::Safe)
+        .min_by_key(|(_, samples)| samples.median())
+        .map_or((Way::Memcpy, safe), |(way, samples)| (*way, samples));
+    let mut ratios: Vec<f64> = limit.iter().zip(safe.iter()).map(|(limit, safe)| stats::ratio(*limit, *safe)).collect();
+    ratios.sort_by(f64::total_cmp);
+    Ok(Repetition { way, limit: limit.median(), safe: safe.median(), ratio: median(&ratios) })
 }
 
 /// Times one batch, again if the scheduler took the CPU away meanwhile.
@@ -427,9 +443,9 @@ fn print(settings: &Settings, batch_bytes: usize, figures: &[Figures], disturban
          read_at) against the limit, the fastest of glibc's memcpy, rep movsb and an AVX2 loop \
          between the same addresses (limit by: which, in how many repetitions). Times are of one \
          copy: small ones are repeated in batches of {}; the four take turns, {BATCHES} batches each per \
-         repetition. Ratio: limit time / safe time (1 = as fast as the limit, goal ≥ 0.9), the \
-         median over {} repetitions of each repetition's ratio of medians; spread: the lowest \
-         and highest of those ratios. GB/s: 10^9 bytes a second.",
+         repetition. Ratio: limit time / safe time (1 = as fast as the limit, goal ≥ 0.9): in \
+         each repetition, the median over its turns of the ratio of the two batches of a turn; \
+         the median of that over {} repetitions, and its spread, the lowest and highest. GB/s: 10^9 bytes a second.",
         stats::bytes(batch_bytes),
         settings.reps
     );
