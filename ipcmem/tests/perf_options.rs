@@ -185,24 +185,10 @@ fn an_object_larger_than_dev_shm_is_refused_at_creation() {
     assert!(!common::posix_exists(&name.to_string()));
 }
 
-/// In a child of its own mount namespace: mounts `fstype` with `options` over `/dev/shm`, and
-/// makes sure it is that mount that `/dev/shm` now is.
-fn mount_over_dev_shm(fstype: &str, options: &str) {
-    let c = |text: &str| std::ffi::CString::new(text).unwrap();
-    let (source, target, fstype_c, data) = (c("none"), c("/dev/shm"), c(fstype), c(options));
-    // SAFETY: plain C strings that live through the call; this process is alone in its mount
-    // namespace (`unshare --mount --propagation private`), so the mount is seen by no one else.
-    let mounted = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype_c.as_ptr(), 0, data.as_ptr().cast()) };
-    assert_eq!(mounted, 0, "mount {fstype}: {}", std::io::Error::last_os_error());
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let last = mounts.lines().rfind(|line| line.split_whitespace().nth(1) == Some("/dev/shm")).unwrap();
-    assert_eq!(last.split_whitespace().nth(2), Some(fstype), "{mounts}");
-}
-
 /// Child: a 1 MiB tmpfs on `/dev/shm`. A sparse object that fits, then another that takes half
 /// the space: prefaulting the first on open cannot allocate all its pages, which is an error.
 fn full_tmpfs() -> i32 {
-    mount_over_dev_shm("tmpfs", "size=1m");
+    common::mount_over_dev_shm("tmpfs", "size=1m");
     let vfs = rustix::fs::statvfs("/dev/shm").unwrap();
     // Never go on with the machine's own /dev/shm.
     assert!(vfs.f_blocks * vfs.f_frsize <= 2 * MIB as u64, "not the tiny tmpfs");
@@ -232,7 +218,7 @@ fn prefault_without_space_is_an_error_not_a_sigbus() {
 
 /// Child: a hugetlbfs (with the machine's pool, which has no free huge page) on `/dev/shm`.
 fn hugetlbfs_without_pages() -> i32 {
-    mount_over_dev_shm("hugetlbfs", "");
+    common::mount_over_dev_shm("hugetlbfs", "");
     let error = SharedMemory::options().huge_pages(true).create("/huge", 3 * MIB).unwrap_err();
     report(format!("{error:?} | {error}"));
     0

@@ -79,32 +79,6 @@ pub fn child(scenario: &str, args: &[&str]) -> Command {
     command
 }
 
-/// Runs `scenario` in a child process of its own mount namespace; `None` (with a note) where
-/// this machine allows no mount namespace.
-pub fn run_in_mount_namespace(scenario: &str, args: &[&str]) -> Option<ChildRun> {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut command = Command::new("unshare");
-    command
-        .args(["--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, scenario)
-        .env(ARGS_VAR, args.join("\x1f"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let Ok(child) = command.spawn() else {
-        println!("note: no `unshare` command: scenario {scenario} skipped");
-        return None;
-    };
-    let run = wait_child(child);
-    if run.reports.is_empty() && run.stderr.starts_with("unshare:") {
-        println!("note: no mount namespace here ({}): scenario {scenario} skipped", run.stderr.trim());
-        return None;
-    }
-    Some(run)
-}
-
 /// A field of the mapping that starts at `ptr`, from `/proc/self/smaps`.
 pub fn smaps_field(ptr: *const u8, field: &str) -> String {
     let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
