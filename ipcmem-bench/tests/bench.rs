@@ -314,7 +314,13 @@ fn an_interrupted_pingpong_ends_its_second_process() {
 fn bench_help_shows_an_example_and_bad_options_are_usage_errors() {
     let help = run(&["--help"]);
     assert_eq!(help.code, Some(0), "{}", help.stderr);
-    assert!(help.stdout.contains("Examples:") && help.stdout.contains("ipcmem-bench -- --pingpong"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("Examples:")
+            && help.stdout.contains("ipcmem-bench -- --pingpong")
+            && help.stdout.contains("Sections:"),
+        "{}",
+        help.stdout
+    );
     for flag in ["--pingpong", "--copy", "--huge", "--lifecycle", "--ready", "--open"] {
         assert!(help.stdout.contains(flag), "no {flag} in the help: {}", help.stdout);
     }
