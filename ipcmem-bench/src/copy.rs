@@ -484,3 +484,50 @@ fn median(sorted: &[f64]) -> f64 {
         n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_up_to_the_largest() {
+        assert_eq!(sizes(1 << 30), SIZES.to_vec());
+        assert_eq!(sizes(4 << 20), vec![64, 4 << 10, 256 << 10, 1 << 20, 4 << 20]);
+        assert_eq!(sizes(100), vec![64, 100]);
+        assert_eq!(sizes(10), vec![10]);
+    }
+
+    #[test]
+    fn limits_are_named_with_their_counts() {
+        assert_eq!(limit_by(&[Way::RepMovsb, Way::RepMovsb]), "rep movsb");
+        assert_eq!(limit_by(&[Way::Avx2, Way::Memcpy, Way::Avx2]), "memcpy 1, AVX2 2");
+    }
+
+    #[test]
+    fn medians_of_ratios() {
+        assert_eq!(median(&[0.5, 1.0, 2.0]), 1.0);
+        assert_eq!(median(&[0.5, 1.0]), 0.75);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn every_way_copies_the_bytes() {
+        let mut buffers = Buffers::new(8192).unwrap();
+        for (way, direction) in WAYS.iter().flat_map(|way| [(*way, Direction::In), (*way, Direction::Out)]) {
+            for len in [0, 1, 63, 64, 127, 128, 129, 4095, 8192] {
+                let private: Vec<u8> = (0..len).map(|i| u8::try_from((i * 7 + len) % 256).unwrap()).collect();
+                buffers.private.as_mut_slice()[..len].copy_from_slice(&private);
+                buffers.shm.write_at(0, &vec![0xee; len]).unwrap();
+                if direction == Direction::Out {
+                    buffers.shm.write_at(0, &private).unwrap();
+                    buffers.private.as_mut_slice()[..len].fill(0xee);
+                }
+                buffers.copy(direction, way, len, 2).unwrap();
+                let mut shared = vec![0; len];
+                buffers.shm.read_at(0, &mut shared).unwrap();
+                assert_eq!(shared, private, "{way:?} {direction:?} {len}: the object");
+                assert_eq!(&buffers.private.as_slice()[..len], &private[..], "{way:?} {direction:?} {len}: the buffer");
+            }
+        }
+    }
+}
