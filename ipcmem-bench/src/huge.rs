@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -275,15 +276,28 @@ pub fn huge_posix(args: &HugePosixArgs) -> Outcome {
 
 /// Huge pages reserved for the run: the pool's previous size comes back on drop.
 struct Reserved {
-    previous: u64,
     _lock: File,
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        if let Err(error) = std::fs::write(NR_HUGEPAGES, self.previous.to_string()) {
-            eprintln!("ipcmem-bench: could not restore {NR_HUGEPAGES} to {}: {error}", self.previous);
-        }
+        restore_pool();
+    }
+}
+
+/// The size of the pool to restore, while a run holds pages; `u64::MAX` when none.
+static PREVIOUS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Gives the pool the size it had before [`reserve`] grew it, if it did and has not had it back
+/// yet. Called when the reservation drops, and by the last-resort sweep of a run that a
+/// second signal ends at once (which drops nothing).
+pub fn restore_pool() {
+    let previous = PREVIOUS.swap(u64::MAX, Ordering::SeqCst);
+    if previous == u64::MAX {
+        return;
+    }
+    if let Err(error) = std::fs::write(NR_HUGEPAGES, previous.to_string()) {
+        eprintln!("ipcmem-bench: could not restore {NR_HUGEPAGES} to {previous}: {error}");
     }
 }
 
@@ -309,13 +323,15 @@ fn reserve(pages: u64) -> Result<Reserved, String> {
         .parse()
         .map_err(|error| format!("{NR_HUGEPAGES}: {error}"))?;
     let free = meminfo("HugePages_Free:");
-    let reserved = Reserved { previous, _lock: lock };
     if free >= pages {
-        return Ok(reserved);
+        return Ok(Reserved { _lock: lock });
     }
     let wanted = previous + (pages - free);
     std::fs::write(NR_HUGEPAGES, wanted.to_string())
         .map_err(|error| format!("cannot write {wanted} to {NR_HUGEPAGES} (root only): {error}"))?;
+    PREVIOUS.store(previous, Ordering::SeqCst);
+    // From here on, dropping `reserved` (also on the error below) restores the pool.
+    let reserved = Reserved { _lock: lock };
     let free = meminfo("HugePages_Free:");
     if free < pages {
         return Err(format!("asked the kernel for {pages} free huge pages, it found {free}"));
