@@ -57,9 +57,14 @@ Example:
 /// Parses an existing object; `private` is refused, as it names no existing segment.
 pub fn parse_object(text: &str) -> Result<Object, String> {
     let id = parse_any(text)?;
-    if id == Id::Key(Key::PRIVATE) {
+    if id == Id::Key(Key::PRIVATE) && text == "private" {
         return Err("`private` makes a new segment and is for `create` only: \
                     name an existing segment by key:N or id:N"
+            .into());
+    }
+    if id == Id::Key(Key::PRIVATE) {
+        return Err("key 0 is IPC_PRIVATE, the key of segments made without one: it names no \
+                    segment; name an existing segment by its id, id:N (`ipcmem list --sysv` shows them)"
             .into());
     }
     Ok(id)
@@ -187,6 +192,10 @@ mod tests {
     fn objects() {
         assert_eq!(parse_object("/a"), Ok(Id::Name("/a".into())));
         assert!(parse_object("private").is_err());
+        for zero in ["key:0", "key:0x0", "key:00"] {
+            let error = parse_object(zero).unwrap_err();
+            assert!(error.starts_with("key 0 is IPC_PRIVATE") && !error.contains("`private`"), "{zero}: {error}");
+        }
         assert!(parse_new_object("id:3").is_err());
         assert_eq!(parse_new_object("private"), Ok(Id::Key(Key::PRIVATE)));
         assert!(parse_object("a").is_err());

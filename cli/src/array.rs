@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 
 use ipcmem::array::{self, Complex32, Complex64, Element, ElementType, Header, MAX_DIMS};
 use ipcmem::inventory::{Kind, ObjectInfo};
-use ipcmem::{Id, SharedArray, SharedMemory};
+use ipcmem::{Holding, Id, SharedArray, SharedMemory};
 
 use crate::args::Mode;
 use crate::failure::{self, Failure, Outcome};
@@ -141,8 +141,9 @@ pub fn show(object: &Id, limit: usize) -> Outcome {
 const CHUNK: usize = 1 << 16;
 
 fn show_typed<T: Value>(object: &Id, limit: usize) -> Outcome {
-    // Typed open: checks the header again, and fails if the array changed type meanwhile.
-    let array = SharedArray::<T>::open_readonly(object)?;
+    // Typed open: checks the header again, and fails if the array changed type meanwhile. A
+    // look: showing an abandoned volatile array leaves it for `gc`.
+    let array = SharedArray::<T>::options().readonly(true).holding(Holding::Look).open(object)?;
     let count = array.len().min(limit);
     let per_line = array.dims()[0];
     let stdout = |error: io::Error| Failure::io("stdout", &error);
@@ -237,6 +238,8 @@ pub fn header_of(object: &ObjectInfo, attach: bool) -> Option<Header> {
     match (&object.name, object.id) {
         // A semaphore's name is not that of a shared memory object, and it holds no array.
         _ if object.kind == Kind::Semaphore => None,
+        // A name that is not UTF-8 cannot be opened by its lossy form (which may name another).
+        _ if object.name_bytes.is_some() => None,
         (Some(name), _) => array::try_inspect(name),
         (None, Some(id)) if attach => array::try_inspect(id),
         _ => None,

@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 
-use ipcmem::{Id, SharedMemory};
+use ipcmem::{Holding, Id, SharedMemory};
 
 use crate::failure::{Failure, Outcome};
 
@@ -23,9 +23,10 @@ Example:
 /// How many bytes are copied at a time.
 const CHUNK: usize = 1 << 20;
 
-/// `ipcmem read OBJ [--offset N] [--length N]`: opens read-only, so read permission is enough.
+/// `ipcmem read OBJ [--offset N] [--length N]`: opens read-only, so read permission is enough,
+/// and as a look (`Holding::Look`): reading an abandoned volatile object leaves it for `gc`.
 pub fn read(object: &Id, offset: usize, length: Option<usize>) -> Outcome {
-    let shm = SharedMemory::open_readonly(object)?;
+    let shm = SharedMemory::look(object)?;
     let room = room_after(object, &shm, offset)?;
     let length = length.unwrap_or(room);
     if length > room {
@@ -44,9 +45,10 @@ pub fn read(object: &Id, offset: usize, length: Option<usize>) -> Outcome {
 }
 
 /// `ipcmem write OBJ [--offset N]`: reads all of stdin first, so that input that would run past
-/// the end is refused before a byte is written.
+/// the end is refused before a byte is written. Opens as a look (`Holding::Look`): the bytes
+/// written stay for the object's holders, and an abandoned volatile object is left for `gc`.
 pub fn write(object: &Id, offset: usize) -> Outcome {
-    let shm = SharedMemory::open(object)?;
+    let shm = SharedMemory::options().holding(Holding::Look).open(object)?;
     let room = room_after(object, &shm, offset)?;
     let mut data = Vec::new();
     // One byte more than fits tells that the input is too long, without reading all of it.

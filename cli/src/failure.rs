@@ -67,7 +67,8 @@ pub fn exit_code(outcome: Outcome) -> ExitCode {
     }
 }
 
-/// Prints `ipcmem: message` on stderr.
+/// Prints `ipcmem: message` on stderr, one line: a name in it with a newline or a terminal
+/// escape is shown escaped.
 pub fn report(message: &str) {
-    eprintln!("ipcmem: {message}");
+    eprintln!("ipcmem: {}", crate::escape::escaped(message.as_bytes()));
 }

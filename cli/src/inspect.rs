@@ -18,8 +18,10 @@ pub const LIST_HELP: &str = "\
 Named semaphores (/dev/shm/sem.NAME, KIND sem) are listed as sem:/NAME, after the POSIX
 objects; --posix leaves them out, --sem lists only them.
 
-STATUS: volatile (held), abandoned (volatile, held by no one: `ipcmem gc` removes it),
-dest (System V, marked for removal: goes at its last detach), locked, and the shared array the
+STATUS: volatile (held), abandoned (volatile, used by no process: `ipcmem gc` removes it),
+unfinished (a creation killed half way, used by no process: gc removes it), unknown (who uses
+it cannot be known here, as inside a child PID namespace: never called abandoned), dest
+(System V, marked for removal: goes at its last detach), locked, and the shared array the
 object holds (`ipcmem array`, as f32 640x480), or -. list attaches no System V segment, so it
 shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's. For a semaphore:
 value=N, its count, and volatile (made volatile by ipcmem, held) or unheld (volatile, held by no
@@ -39,7 +41,8 @@ pub const INFO_HELP: &str = "\
 JSON fields (null where a kind has none): kind, name, id, key, size, mode, uid, user, gid,
 nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use, array ({\"type\":
 \"f32\", \"dims\": [640, 480]} for a shared array, else null); then object, cuid, cgid, mtime,
-locked, value (the count of a named semaphore). kind is \"posix\", \"sysv\" or \"semaphore\"
+locked, value (the count of a named semaphore), name_bytes (the exact bytes of a name that is
+not UTF-8, else null; tables escape control characters and such bytes). kind is \"posix\", \"sysv\" or \"semaphore\"
 (sem:/name: its name is /name, as sem_open takes it; its count is read from its file, which is
 neither opened as a semaphore nor locked, so a volatile semaphore is never removed by a look). To read an array header, info attaches a System V segment read-only for a moment,
 after taking its figures: nattch never counts this command, but the segment then shows info as

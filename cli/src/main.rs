@@ -9,6 +9,7 @@ mod array;
 mod cli;
 mod data;
 mod demo;
+mod escape;
 mod failure;
 mod inspect;
 mod manage;

@@ -1,12 +1,14 @@
 //! `create`, `hold`, `rm`, `chmod`, `key` and `gc`: making, keeping and removing objects.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ipcmem::gc::{self, Collected};
 use ipcmem::{inventory, posix, sysv, Id, Key, Semaphore, SharedMemory};
 use serde::Serialize;
 
 use crate::args::{Mode, Target};
+use crate::escape::escaped;
 use crate::failure::{self, Failure, Outcome};
 use crate::inspect::print_line;
 use crate::signals;
@@ -62,14 +64,19 @@ Example:
 
 /// The example of `gc --help`.
 pub const GC_HELP: &str = "\
-Only volatile POSIX objects of the calling user that no process holds (their holders were
-killed); never a persistent object, one in use, or another user's. Volatile System V segments
-need no collection: the kernel frees them at their last detach. Named semaphores are never
-collected, volatile or not: `ipcmem rm sem:/NAME` removes one.
+Only what crashed processes of the calling user left behind, and nobody uses: volatile POSIX
+objects whose holders were all killed, persistent POSIX objects whose creator was killed
+before sizing them (size 0, set-user-ID: unfinished), and volatile System V segments whose
+creator was killed before marking them for removal (mode 0602, unattached, creator gone).
+Never a persistent object, one in use, or another user's. \"In use\" means an ipcmem handle
+holds it, or any process has it open or mapped (Python's shared_memory included), checked in
+/proc/locks, /proc/*/fd and /proc/*/maps; where not every process can be seen (a child PID
+namespace), gc leaves what it cannot judge. Named semaphores are never collected:
+`ipcmem rm sem:/NAME` removes one.
 
 Example:
   $ ipcmem gc --dry-run
-  would remove /scratch: volatile, and no process holds it
+  would remove /scratch: volatile; no process uses it (checked the flocks of /proc/locks, and the descriptors and mappings of 97 processes (/proc/*/fd, /proc/*/maps))
   $ ipcmem gc --json";
 
 /// `ipcmem create OBJ SIZE [--mode MODE] [--volatile --hold]`.
@@ -97,11 +104,34 @@ pub fn create(object: &Id, size: usize, mode: Mode, volatile: bool, hold: bool) 
 /// `ipcmem hold OBJ`: opens read-only and holds until stopped.
 pub fn hold(object: &Id) -> Outcome {
     let stop = signals::block().map_err(|error| Failure::about("signals", error))?;
-    let shm = SharedMemory::open_readonly(object)?;
+    let shm = open_to_hold(object, &stop)?;
     print_line(&format!("holding {object} ({} bytes)", shm.len()))?;
     stop.wait().map_err(|error| Failure::about("signals", error))?;
     drop(shm);
     Ok(())
+}
+
+/// How long `hold` waits at a time for a lock that another process holds, between two looks at
+/// the stop signals.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// Opens `object` read-only to hold it. Another process's exclusive lock on a volatile object
+/// is waited for [`posix::LOCK_WAIT`] at most, in short steps: a stop signal that arrives
+/// meanwhile ends the command at once (the signals are blocked, so nothing else would).
+fn open_to_hold(object: &Id, stop: &signals::Blocked) -> Result<SharedMemory, Failure> {
+    let started = Instant::now();
+    loop {
+        match SharedMemory::options().readonly(true).lock_wait(LOCK_POLL).open(object) {
+            Err(ipcmem::Error::Locked { .. }) if started.elapsed() < posix::LOCK_WAIT => {}
+            Err(ipcmem::Error::Locked { object, .. }) => {
+                return Err(ipcmem::Error::Locked { object, waited: started.elapsed() }.into())
+            }
+            opened => return Ok(opened?),
+        }
+        if let Some(signal) = stop.pending() {
+            return Err(Failure::about(object, format!("stopped by signal {signal} while waiting for its lock")));
+        }
+    }
 }
 
 /// `ipcmem rm OBJ... [--force]`: each object in turn; one that fails does not stop the others.
@@ -184,8 +214,10 @@ pub fn set_mode(object: &Id, mode: Mode) -> ipcmem::Result<()> {
 pub fn key(path: &Path, proj: u8) -> Outcome {
     // The library's errors speak of shared memory objects; here the object is a file.
     let key = Key::from_path(path, proj).map_err(|error| match error {
-        ipcmem::Error::NotFound { .. } => Failure::about(path.display(), "no such file: ftok needs an existing file"),
-        ipcmem::Error::PermissionDenied { .. } => {
+        ipcmem::Error::Os { errno, .. } if errno.raw_os_error() == libc::ENOENT => {
+            Failure::about(path.display(), "no such file: ftok needs an existing file")
+        }
+        ipcmem::Error::Os { errno, .. } if errno.raw_os_error() == libc::EACCES => {
             Failure::about(path.display(), "permission denied: ftok needs to stat the file")
         }
         other => other.into(),
@@ -201,6 +233,8 @@ struct CollectedJson<'a> {
     id: Option<i32>,
     reason: &'a str,
     removed: bool,
+    /// The exact bytes of a name that is not UTF-8; `null` for a UTF-8 name.
+    name_bytes: Option<&'a [u8]>,
 }
 
 /// `ipcmem gc [--dry-run] [--json]`.
@@ -219,7 +253,16 @@ pub fn gc(dry_run: bool, json: bool) -> Outcome {
 }
 
 fn collected_json(entry: &Collected) -> CollectedJson<'_> {
-    CollectedJson { kind: "posix", name: &entry.name, id: None, reason: entry.reason, removed: entry.removed }
+    let kind = if entry.kind == inventory::Kind::SysV { "sysv" } else { "posix" };
+    let id = entry.id.map(ipcmem::ShmId::as_raw);
+    CollectedJson {
+        kind,
+        name: &entry.name,
+        id,
+        reason: &entry.reason,
+        removed: entry.removed,
+        name_bytes: entry.name_bytes.as_deref(),
+    }
 }
 
 fn collected_line(entry: &Collected, dry_run: bool) -> String {
@@ -229,5 +272,6 @@ fn collected_line(entry: &Collected, dry_run: bool) -> String {
         // Someone opened or removed it between the look and the removal.
         (false, false) => "left",
     };
-    format!("{verb} {}: {}", entry.name, entry.reason)
+    let name = escaped(entry.name_bytes.as_deref().unwrap_or(entry.name.as_bytes()));
+    format!("{verb} {name}: {}", entry.reason)
 }

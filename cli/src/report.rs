@@ -7,6 +7,7 @@ use ipcmem::array::Header;
 use ipcmem::inventory::{Kind, ObjectInfo};
 use serde::Serialize;
 
+use crate::escape::escaped;
 use crate::users::Users;
 
 /// One object in JSON. The fields up to `in_use` are the interface scripts rely on; those after
@@ -53,6 +54,12 @@ pub struct ObjectJson {
     pub locked: Option<bool>,
     /// The count of a named semaphore, `null` if unreadable.
     pub value: Option<u32>,
+    /// The exact bytes of a name that is not UTF-8 (`name` then has U+FFFD for each bad
+    /// sequence); `null` for a UTF-8 name, which `name` holds exactly.
+    pub name_bytes: Option<Vec<u8>>,
+    /// The object as a terminal may show it (controls and bad bytes escaped); not in JSON.
+    #[serde(skip)]
+    pub shown: String,
 }
 
 /// The element type and dimensions of a shared array: `{"type": "f32", "dims": [640, 480]}`.
@@ -106,6 +113,8 @@ impl ObjectJson {
             mtime: info.mtime,
             locked: info.locked,
             value: info.value,
+            name_bytes: info.name_bytes.clone(),
+            shown: escaped(&info.label_bytes()),
         }
     }
 }
@@ -121,9 +130,14 @@ fn kind_name(kind: Kind) -> &'static str {
 /// The lines of `info`: every JSON field, in the same order, `-` for null.
 pub fn info_lines(json: &ObjectJson) -> Vec<String> {
     let fields: [(&str, String); 25] = [
-        ("object", json.object.clone()),
+        ("object", json.shown.clone()),
         ("kind", json.kind.to_owned()),
-        ("name", shown(json.name.as_ref())),
+        (
+            "name",
+            json.name_bytes
+                .as_deref()
+                .map_or_else(|| shown(json.name.as_ref().map(|name| escaped(name.as_bytes()))), escaped),
+        ),
         ("id", shown(json.id)),
         ("key", json.key.map_or_else(|| "-".to_owned(), |key| format!("{:#010x} ({key})", key.cast_unsigned()))),
         ("size", format!("{} ({})", json.size, compact_size(json.size))),
@@ -213,7 +227,7 @@ fn row(info: &ObjectInfo, array: Option<&Header>, users: &mut Users) -> [String;
     let kind = if info.kind == Kind::Semaphore { "sem" } else { kind_name(info.kind) };
     [
         kind.to_owned(),
-        info.label(),
+        escaped(&info.label_bytes()),
         info.key.map_or_else(dash, |key| format!("{:#010x}", key.as_raw().cast_unsigned())),
         compact_size(info.size),
         format!("{:04o}", info.mode),
@@ -235,24 +249,35 @@ pub fn compact_size(size: u64) -> String {
 }
 
 /// The STATUS column: `volatile` (held), `abandoned` (volatile, no holder: `gc` removes it),
-/// `dest` (marked for removal), `locked`, and the array the object holds (`f32 640x480`), or `-`;
+/// `unfinished` (a creation killed half way: `gc` removes it), `unknown` (its holders cannot
+/// be known here), `dest` (marked for removal), `locked`, and the array the object holds
+/// (`f32 640x480`), or `-`;
 /// for a semaphore, `volatile` (held) or `unheld` (`gc` leaves semaphores), and `value=N`.
 /// The array is a word of STATUS, the last column, rather than a column of its own: only the
 /// lines of arrays grow, and the table keeps within 100 columns for ordinary names.
 fn status(info: &ObjectInfo, array: Option<&Header>) -> String {
     let words: Vec<&str> = match info.kind {
+        _ if info.unfinished && info.in_use == Some(false) => vec!["unfinished"],
         Kind::Posix if info.is_abandoned() => vec!["abandoned"],
+        // Its holders cannot be known here (a child PID namespace): never called abandoned.
+        Kind::Posix if info.volatile == Some(true) && info.in_use.is_none() => vec!["volatile", "unknown"],
         Kind::Posix if info.volatile == Some(true) => vec!["volatile"],
+        Kind::Posix if info.unfinished => vec!["unfinished", "unknown"],
         Kind::Posix => Vec::new(),
         Kind::Semaphore => match (info.volatile, info.in_use) {
             (Some(true), Some(false)) => vec!["unheld"],
+            (Some(true), None) => vec!["volatile", "unknown"],
             (Some(true), _) => vec!["volatile"],
             _ => Vec::new(),
         },
-        Kind::SysV => [(info.marked_for_removal, "dest"), (info.locked == Some(true), "locked")]
-            .into_iter()
-            .filter_map(|(set, word)| set.then_some(word))
-            .collect(),
+        Kind::SysV => [
+            (info.marked_for_removal, "dest"),
+            (info.locked == Some(true), "locked"),
+            (info.in_use.is_none(), "unknown"),
+        ]
+        .into_iter()
+        .filter_map(|(set, word)| set.then_some(word))
+        .collect(),
     };
     let array = array.map(Header::to_string);
     let value = info.value.map(|value| format!("value={value}"));

@@ -41,6 +41,15 @@ pub fn block() -> io::Result<Blocked> {
 }
 
 impl Blocked {
+    /// The stop signal that has arrived since [`block`], if one has; takes it.
+    pub fn pending(&self) -> Option<libc::c_int> {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `self.set` is an initialised sigset_t of blocked signals; no siginfo is asked
+        // for (null); `zero` is a valid timespec: the call only polls.
+        let signal = unsafe { libc::sigtimedwait(&raw const self.set, std::ptr::null_mut(), &raw const zero) };
+        (signal > 0).then_some(signal)
+    }
+
     /// Waits until a stop signal arrives (or has arrived since [`block`]); returns its number.
     pub fn wait(&self) -> io::Result<libc::c_int> {
         let mut signal: libc::c_int = 0;

@@ -340,6 +340,19 @@ fn key_prints_the_ftok_key() {
     failure(&mut ipcmem(["key", &missing, "1"]), &missing, "no such file");
 }
 
+/// Key 0 is `IPC_PRIVATE`: the commands that take an existing object say so, not "`private`".
+#[test]
+fn key_zero_is_refused_as_ipc_private() {
+    for command in ["read", "info", "rm", "hold"] {
+        let output = ipcmem([command, "key:0"]).output().expect("run ipcmem");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "a usage error: {stderr}");
+        assert!(stderr.contains("key 0 is IPC_PRIVATE"), "{command}: {stderr}");
+        assert!(stderr.contains("id:N") && !stderr.contains("`private`"), "{command}: {stderr}");
+        assert_no_panic(&stderr);
+    }
+}
+
 /// 1 MiB in which every byte value occurs many times, in no simple order.
 fn all_byte_values() -> Vec<u8> {
     let mut state: u32 = 0x1234_5678;

@@ -19,7 +19,7 @@ fn a_volatile_posix_object_lives_while_held_and_vanishes_on_sigterm_or_sigint() 
         assert_eq!(creator.line, name, "create prints the name before it waits");
         let info = json_of(&["info", &name, "--json"]);
         assert_eq!((info["volatile"].as_bool(), info["in_use"].as_bool()), (Some(true), Some(true)));
-        assert_eq!(info["mode"], "0640");
+        assert_eq!(info["mode"], "1640", "the sticky bit marks it volatile");
         let holder = Holder::start(&["hold", &name]);
         assert_eq!(holder.line, format!("holding {name} (4096 bytes)"));
 

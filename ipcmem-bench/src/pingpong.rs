@@ -419,6 +419,7 @@ fn end(child: &mut Child) {
 }
 
 /// What the two processes pass the turn with, in their shared memory.
+#[allow(clippy::large_enum_variant, reason = "one channel a benchmark run: its size does not matter")]
 enum Channel {
     /// A busy-wait, with a `pause` at each check or not.
     Words {

@@ -1,17 +1,25 @@
 //! How fast the copy mechanism is, against `memcpy`: a measuring tool for the copy of
 //! `read_at`/`write_at` (the official tables are those of the benchmark crate).
 //!
-//! `cargo run --release -p ipcmem --example copy_speed [SIZE…]` (sizes in bytes; default 64 B,
-//! 4 KiB, 256 KiB, 1 MiB, 16 MiB, 1 GiB). For each size and direction it times, on the same
-//! page-aligned buffers, all resident and written before timing:
+//! `cargo run --release -p ipcmem --example copy_speed [--offset N] [SIZE…]` (sizes in bytes;
+//! default 64 B, 4 KiB, 256 KiB, 1 MiB, 16 MiB, 1 GiB). For each size and direction it times,
+//! on the same buffers, all resident and written before timing (the private buffer `N` bytes
+//! past a page boundary, default 0; a large `Vec` of glibc's allocator is 16 bytes past one):
 //! - `memcpy` between two private buffers (the floor: what copying that many bytes costs);
 //! - `write_at`/`read_at` (bounds check, then the fault-safe routine);
 //! - `memcpy` into or out of the mapping (what `unsafe` code does, unprotected);
 //! - the byte-wise atomic loop that `read_at`/`write_at` used before (words where aligned).
 //!
-//! Each figure is the median of 11 samples (after one unmeasured round); a sample repeats the
-//! copy until it has taken at least 2 ms, and gives the time of one copy. The spread is the
-//! interquartile range over the median.
+//! Each figure is the median of 31 samples, taken in turns with the other copies of the same
+//! size and direction (so that a busy moment of the machine weighs on all alike); a sample
+//! repeats the copy as often as fits in 200 µs (at least once) and gives the time of one
+//! copy. The spread is the interquartile range over the median.
+
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_ptr_alignment,
+    reason = "times as f64 are far below 2^52 ns; the old loop casts only at the alignment offset"
+)]
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
@@ -19,26 +27,38 @@ use std::time::{Duration, Instant};
 
 use ipcmem::SharedMemory;
 
-const SAMPLES: usize = 11;
-const SAMPLE_TIME: Duration = Duration::from_millis(2);
+/// A copy to time.
+type Copier<'a> = Box<dyn FnMut() + 'a>;
+
+const SAMPLES: usize = 31;
+const SAMPLE_TIME: Duration = Duration::from_micros(200);
 
 fn main() -> Result<(), ipcmem::Error> {
-    let sizes: Vec<usize> = std::env::args().skip(1).map(|size| size.parse().expect("a size in bytes")).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let offset = match args.iter().position(|arg| arg == "--offset") {
+        Some(at) => {
+            let offset = args.remove(at + 1).parse().expect("an offset in bytes");
+            args.remove(at);
+            offset
+        }
+        None => 0,
+    };
+    let sizes: Vec<usize> = args.iter().map(|size| size.parse().expect("a size in bytes")).collect();
     let sizes = if sizes.is_empty() { vec![64, 4 << 10, 256 << 10, 1 << 20, 16 << 20, 1 << 30] } else { sizes };
     println!("| size | direction | copy | median | GB/s | spread | ratio to memcpy |");
     println!("|---|---|---|---|---|---|---|");
     for size in sizes {
-        measure(size)?;
+        measure(size, offset)?;
     }
     Ok(())
 }
 
-fn measure(size: usize) -> Result<(), ipcmem::Error> {
+fn measure(size: usize, offset: usize) -> Result<(), ipcmem::Error> {
     let name = format!("/ipcmem-copy-speed-{}-{size}", std::process::id());
     let shm = SharedMemory::create(name.as_str(), size)?;
-    let mut buffer = Private::new(size);
-    let mut private = Private::new(size);
-    let pattern: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let mut buffer = Private::new(size, offset);
+    let mut private = Private::new(size, 0);
+    let pattern: Vec<u8> = (0..size).map(|i| (i % 251).to_le_bytes()[0]).collect();
     buffer.bytes().copy_from_slice(&pattern);
     private.bytes().copy_from_slice(&pattern);
     shm.write_at(0, &pattern)?;
@@ -48,7 +68,7 @@ fn measure(size: usize) -> Result<(), ipcmem::Error> {
     // SAFETY (all closures): every range is `size` bytes of a live, resident mapping; this
     // process is the only user of the object (a unique name), so the `unsafe` memcpy to and
     // from it races with nothing.
-    let ins: [(&str, Box<dyn FnMut() + '_>); 4] = [
+    let ins: [(&str, Copier<'_>); 4] = [
         ("memcpy private to private", Box::new(|| unsafe { memcpy(other, buf, size) })),
         (
             "write_at",
@@ -58,7 +78,7 @@ fn measure(size: usize) -> Result<(), ipcmem::Error> {
         ("old byte-wise atomic loop", Box::new(|| unsafe { old_store(mapped, std::slice::from_raw_parts(buf, size)) })),
     ];
     report(size, "in", ins);
-    let outs: [(&str, Box<dyn FnMut() + '_>); 4] = [
+    let outs: [(&str, Copier<'_>); 4] = [
         ("memcpy private to private", Box::new(|| unsafe { memcpy(buf, other, size) })),
         (
             "read_at",
@@ -74,10 +94,25 @@ fn measure(size: usize) -> Result<(), ipcmem::Error> {
     Ok(())
 }
 
-fn report(size: usize, direction: &str, mut copies: [(&str, Box<dyn FnMut() + '_>); 4]) {
+fn report(size: usize, direction: &str, mut copies: [(&str, Copier<'_>); 4]) {
+    // Interleaved: sample i of every copy, then sample i + 1, so that a busy moment of the
+    // machine weighs on all copies alike.
+    let repeats: Vec<u64> = copies.iter_mut().map(|(_, copy)| calibrate(copy.as_mut())).collect();
+    let mut samples = vec![Vec::with_capacity(SAMPLES); copies.len()];
+    for _ in 0..SAMPLES {
+        for (((_, copy), repeat), samples) in copies.iter_mut().zip(&repeats).zip(&mut samples) {
+            let start = Instant::now();
+            for _ in 0..*repeat {
+                copy();
+            }
+            samples.push(start.elapsed().as_nanos() as f64 / *repeat as f64);
+        }
+    }
     let mut floor = f64::NAN;
-    for (i, (how, copy)) in copies.iter_mut().enumerate() {
-        let (median, spread) = time(copy.as_mut());
+    for (i, ((how, _), samples)) in copies.iter().zip(&mut samples).enumerate() {
+        samples.sort_by(f64::total_cmp);
+        let median = samples[SAMPLES / 2];
+        let spread = (samples[SAMPLES * 3 / 4] - samples[SAMPLES / 4]) / median;
         if i == 0 {
             floor = median;
         }
@@ -92,27 +127,17 @@ fn report(size: usize, direction: &str, mut copies: [(&str, Box<dyn FnMut() + '_
     }
 }
 
-/// The median time of one copy in nanoseconds, and the interquartile range over the median.
-fn time(copy: &mut dyn FnMut()) -> (f64, f64) {
+/// How many copies make one sample of at least [`SAMPLE_TIME`] (one copy at least), after a
+/// first unmeasured copy.
+fn calibrate(copy: &mut dyn FnMut()) -> u64 {
     copy();
     let start = Instant::now();
-    let mut calibration = 0_u64;
+    let mut repeat = 0_u64;
     while start.elapsed() < SAMPLE_TIME {
         copy();
-        calibration += 1;
+        repeat += 1;
     }
-    let mut samples: Vec<f64> = (0..SAMPLES)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..calibration {
-                copy();
-            }
-            start.elapsed().as_nanos() as f64 / calibration as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    let median = samples[SAMPLES / 2];
-    (median, (samples[SAMPLES * 3 / 4] - samples[SAMPLES / 4]) / median)
+    repeat.max(1)
 }
 
 fn bytes(size: usize) -> String {
@@ -138,16 +163,17 @@ unsafe fn memcpy(dst: *mut u8, src: *const u8, len: usize) {
     unsafe { libc::memcpy(dst.cast(), src.cast(), black_box(len)) };
 }
 
-/// Private anonymous memory, page-aligned like the mapping, every page written.
-struct Private(*mut u8, usize);
+/// `len` bytes of private anonymous memory, `offset` bytes past a page boundary.
+struct Private(*mut u8, usize, usize);
 
 impl Private {
-    fn new(len: usize) -> Private {
+    fn new(len: usize, offset: usize) -> Private {
+        let mapped = len + offset;
         // SAFETY: a new private mapping at an address the kernel chooses.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                mapped,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -155,7 +181,8 @@ impl Private {
             )
         };
         assert_ne!(ptr, libc::MAP_FAILED);
-        Private(ptr.cast(), len)
+        // SAFETY: within the new mapping.
+        Private(unsafe { ptr.cast::<u8>().add(offset) }, len, offset)
     }
 
     fn bytes(&mut self) -> &mut [u8] {
@@ -167,7 +194,7 @@ impl Private {
 impl Drop for Private {
     fn drop(&mut self) {
         // SAFETY: our own mapping, unused from now on.
-        unsafe { libc::munmap(self.0.cast(), self.1) };
+        unsafe { libc::munmap(self.0.sub(self.2).cast(), self.1 + self.2) };
     }
 }
 

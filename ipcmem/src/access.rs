@@ -9,16 +9,17 @@
 //! Another process can make an access to a mapping fault: it shrinks a POSIX object
 //! (`ftruncate`) under it (`SIGBUS`), or `/dev/shm` runs full when a page of a sparse object is
 //! first written (`SIGBUS`); a mapping can vanish or lose its permissions (`SIGSEGV`). On
-//! x86_64 Linux a copy never dies of it: the copy routine is assembly ([`x86_64`]) whose every
-//! instruction that may fault lies between two known labels, and a `SIGBUS`/`SIGSEGV`
-//! handler ([`fault`], installed once, by the first copy) resumes such a fault at the routine's
-//! fix-up, which returns the signal and address: [`load`] and [`store`] return a [`Fault`],
-//! which the caller turns into an error that names the object and the cause. Other threads go
-//! on untouched. Faults anywhere else go to the handler that was installed before ours, or
-//! take the default action, exactly as without ipcmem ([`fault`] says how).
+//! `x86_64` and `aarch64` Linux a copy never dies of it: the copy routine is assembly
+//! (modules `x86_64`, `aarch64`) whose every instruction that may fault lies between two known
+//! labels, and a `SIGBUS`/`SIGSEGV` handler ([`fault`], installed once, with the first handle
+//! or copy) resumes such a fault at the routine's fix-up, which returns the signal and address:
+//! [`load`] and [`store`] return a [`Fault`], which the caller turns into an error that names
+//! the object and the cause. Other threads go on untouched. Faults anywhere else go to the
+//! handler that was installed before ours, or take the default action, exactly as without
+//! ipcmem ([`fault`] says how).
 //!
-//! On other architectures, and under Miri, the portable copy ([`portable`]) is used: sound,
-//! but not fault-safe (a fault kills the process, as `memcpy` would) and slower.
+//! On other architectures and systems, and under Miri, the portable copy (module `portable`) is
+//! used: sound, but not fault-safe (a fault kills the process, as `memcpy` would) and slower.
 //!
 //! # Why it is sound, whatever other threads and processes do
 //!
@@ -35,14 +36,24 @@
 //! does, like the kernel's `copy_to_user` when a `pread` fills a buffer from the same object.
 //! What it promises: it reads each byte of the source range and writes each byte of the
 //! destination range (some more than once, always with a value read from the source's byte of
-//! the same offset), touches no other memory, uses ordinary loads and stores of 1 to 16 bytes
-//! (`rep movsb` and non-temporal stores for long copies, followed by `sfence`), and no lock, so
-//! it cannot deadlock or be torn by a signal in another way than a racing writer can. Its
-//! accesses to the shared bytes are the same, to the memory model, as those of another process
-//! on the same object: the hardware's, outside the abstract machine. So they cannot race with
-//! any access of the abstract machine, of whatever size, in this thread or another; each byte
-//! read is some value that byte held during the copy (the hardware is cache-coherent and
-//! invents no values), which for plain bytes is always a valid value. What the abstract
+//! the same offset), touches no other memory, uses ordinary loads and stores of 1 to 32 bytes
+//! (on `x86_64` also `rep movsb`, and non-temporal stores for copies larger than the caches,
+//! followed by `sfence`), takes no lock, and changes no register or flag the calling
+//! convention keeps. Its accesses to the shared bytes are the same, to the memory model, as
+//! those of another process on the same object: the hardware's, outside the abstract machine.
+//! So they cannot race with any access of the abstract machine, of whatever size, in this
+//! thread or another; each byte read is some value that byte held during the copy (the
+//! hardware is cache-coherent and invents no values), which for plain bytes is always a valid
+//! value. An atomic view sees the routine's stores as it sees another process's: a word that a
+//! copy writes while the view loads it may come out part old, part new (the routine promises
+//! no atomicity beyond the byte), as with the byte-wise writer of another process.
+//!
+//! This is the argument by which Rust code soundly shares memory with other processes, or with
+//! the kernel (the rings of `io_uring`, `perf`): accesses outside the abstract machine are no
+//! data race, atomics inside it see their effects. Rust's memory model does not spell out such
+//! outside agents yet (the unsafe-code guidelines leave inter-process memory open); ipcmem
+//! rests on this common reading, and keeps every access that *is* in the abstract machine free
+//! of races of mixed sizes (below), which the model does spell out. What the abstract
 //! machine does see is the call's effect on the *private* buffer: [`load`] writes `dst` (the
 //! caller holds it as `&mut [u8]`, so nothing else accesses it), [`store`] reads `src` (held as
 //! `&[u8]`, so nothing writes it). Neither is shared memory: a safe caller cannot pass a slice
@@ -51,8 +62,9 @@
 //! user's synchronisation, through atomics that Rust does see.
 //!
 //! **Atomic views.** Atomics over shared memory (`atomic_u32s`, `atomic_u64s`, `load_u32`,
-//! `load_u64`, [`Event`](crate::Event), the [`sync`](crate::sync) state words, an array's
-//! magic) *are* accesses of the abstract machine, and two of them of different sizes must not
+//! `load_u64`, an array's magic, and those of [`Event`](crate::Event),
+//! [`Semaphore::init_at`](crate::Semaphore::init_at) and the [`sync`](crate::sync) objects)
+//! *are* accesses of the abstract machine, and two of them of different sizes must not
 //! overlap. Safe code cannot make them do so: every view first claims its words at its width
 //! ([`claims`]), and a view over bytes claimed at another width through the same mapping is
 //! refused with an error. Read-only handles take no claims: they allow only loads (relaxed,
@@ -75,14 +87,33 @@
 //! wrong width. Miri cannot run the assembly routine, nor signal handlers, nor shared memory
 //! between processes; those are checked by the tests of `tests/fault.rs` with real processes
 //! (faults while another process shrinks the object, a full tmpfs, foreign signal handlers).
+//! The `aarch64` routine and its fault handling are tested by this module's tests under
+//! `qemu-aarch64` (`.ci/run`).
 
+/// The name of a symbol of the assembly routines: `__ipcmem_<major>_<minor>_access_<name>`, so
+/// that two semver-incompatible versions of ipcmem linked into one program do not clash.
+#[allow(unused_macros)]
+macro_rules! symbol {
+    ($name:literal) => {
+        concat!("__ipcmem_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_access_", $name)
+    };
+}
+
+#[cfg(all(target_arch = "aarch64", target_os = "linux", not(miri)))]
+mod aarch64;
 mod claims;
-#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
 mod fault;
-#[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
 mod portable;
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 mod x86_64;
+
+/// The assembly routine of this architecture.
+#[cfg(all(target_arch = "aarch64", target_os = "linux", not(miri)))]
+use aarch64 as routine;
+#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+use x86_64 as routine;
 
 pub(crate) use claims::{claim, release};
 
@@ -104,65 +135,107 @@ pub(crate) struct Fault {
     pub address: usize,
 }
 
-/// Copies `dst.len()` bytes from `src` into `dst`; on x86_64, a fault of the source becomes
-/// `Err` (see the module's documentation).
+/// Copies `dst.len()` bytes from `src` into `dst`; on `x86_64` and `aarch64`, a fault of the
+/// source becomes `Err` (see the module's documentation).
 ///
 /// # Safety
 /// `src..src + dst.len()` lies within one mapping that stays mapped for the whole call (its
 /// pages may vanish under it: that is the fault). Other threads and processes may write it
 /// concurrently; nothing in this process may hold a reference to it.
+#[inline]
 pub(crate) unsafe fn load(src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-    {
-        let strategy = ready();
-        // SAFETY: the caller's promises; `dst` is a private buffer we borrow mutably, so the
-        // two ranges do not overlap; the strategy is this processor's.
-        outcome(unsafe { x86_64::copy(dst.as_mut_ptr(), src, dst.len(), strategy) })
-    }
-    #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
-    {
-        // SAFETY: the caller's promises.
-        unsafe { portable::load(src, dst) };
-        Ok(())
-    }
+    // SAFETY: the caller's promises.
+    unsafe { Copier::new().load(src, dst) }
 }
 
-/// Copies `src` to `dst..dst + src.len()`; on x86_64, a fault of the destination becomes `Err`.
+/// Copies `src` to `dst..dst + src.len()`; on `x86_64` and `aarch64`, a fault of the
+/// destination becomes `Err`.
 ///
 /// # Safety
 /// `dst..dst + src.len()` lies within one writable mapping that stays mapped for the whole
 /// call. Other threads and processes may access it concurrently; nothing in this process may
 /// hold a reference to it.
+#[inline]
 pub(crate) unsafe fn store(dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-    {
-        let strategy = ready();
-        // SAFETY: the caller's promises; `src` is a private buffer, not the mapping; the
-        // strategy is this processor's.
-        outcome(unsafe { x86_64::copy(dst, src.as_ptr(), src.len(), strategy) })
+    // SAFETY: the caller's promises.
+    unsafe { Copier::new().store(dst, src) }
+}
+
+/// The copy, ready to run: the fault handler installed, the strategy of this processor at
+/// hand. A handle keeps one (made with the handle), so that its copies do not check every time
+/// that the handler is installed; [`load`] and [`store`] make one per call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Copier {
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+    strategy: &'static routine::Strategy,
+}
+
+impl Copier {
+    /// Installs the fault handler if it is not yet, and gives the copier.
+    #[inline]
+    pub(crate) fn new() -> Copier {
+        Copier {
+            #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+            strategy: ready(),
+        }
     }
-    #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
-    {
-        // SAFETY: the caller's promises.
-        unsafe { portable::store(dst, src) };
-        Ok(())
+
+    /// As [`load`].
+    ///
+    /// # Safety
+    /// As for [`load`].
+    #[inline]
+    pub(crate) unsafe fn load(self, src: *const u8, dst: &mut [u8]) -> Result<(), Fault> {
+        #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+        {
+            // SAFETY: the caller's promises; `dst` is a private buffer we borrow mutably, so
+            // the two ranges do not overlap; the strategy is this processor's, and the handler
+            // is installed (by `new`).
+            outcome(unsafe { routine::copy(dst.as_mut_ptr(), src, dst.len(), *self.strategy) })
+        }
+        #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
+        {
+            // SAFETY: the caller's promises.
+            unsafe { portable::load(src, dst) };
+            Ok(())
+        }
+    }
+
+    /// As [`store`].
+    ///
+    /// # Safety
+    /// As for [`store`].
+    #[inline]
+    pub(crate) unsafe fn store(self, dst: *mut u8, src: &[u8]) -> Result<(), Fault> {
+        #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+        {
+            // SAFETY: the caller's promises; `src` is a private buffer, not the mapping; the
+            // strategy is this processor's, and the handler is installed (by `new`).
+            outcome(unsafe { routine::copy(dst, src.as_ptr(), src.len(), *self.strategy) })
+        }
+        #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
+        {
+            // SAFETY: the caller's promises.
+            unsafe { portable::store(dst, src) };
+            Ok(())
+        }
     }
 }
 
 /// Faults in the page of `at` and changes nothing: reads its byte, or (if `write`) adds 0 to it
 /// atomically (a write fault, the byte unchanged even if another process writes it meanwhile).
-/// On x86_64 a fault becomes `Err`.
+/// On `x86_64` and `aarch64` a fault becomes `Err`.
 ///
 /// # Safety
 /// `at` lies within a mapping that stays mapped for the call, writable if `write`.
 pub(crate) unsafe fn touch(at: *mut u8, write: bool) -> Result<(), Fault> {
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     {
         ready();
         // SAFETY: the caller's promises.
-        outcome(unsafe { x86_64::touch(at, write) })
+        outcome(unsafe { routine::touch(at, write) })
     }
-    #[cfg(any(miri, not(all(target_arch = "x86_64", target_os = "linux"))))]
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
     {
         use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
         // SAFETY: the caller's promises; an `AtomicU8` needs no alignment. A byte is a
@@ -179,19 +252,22 @@ pub(crate) unsafe fn touch(at: *mut u8, write: bool) -> Result<(), Fault> {
 }
 
 /// Installs the fault handler (once), and gives the copy strategy of this processor.
-#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-fn ready() -> x86_64::Strategy {
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+#[inline]
+fn ready() -> &'static routine::Strategy {
     use std::sync::OnceLock;
-    static STRATEGY: OnceLock<x86_64::Strategy> = OnceLock::new();
-    *STRATEGY.get_or_init(|| {
-        let strategy = x86_64::strategy();
+    static STRATEGY: OnceLock<routine::Strategy> = OnceLock::new();
+    STRATEGY.get_or_init(|| {
+        let strategy = routine::strategy();
         fault::install(strategy.avx);
         strategy
     })
 }
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
-fn outcome(outcome: x86_64::Outcome) -> Result<(), Fault> {
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+#[inline]
+#[allow(clippy::cast_possible_truncation, reason = "an address is 64 bits here, as usize is")]
+fn outcome(outcome: routine::Outcome) -> Result<(), Fault> {
     match outcome.signal {
         0 => Ok(()),
         signal => Err(Fault {
@@ -233,16 +309,19 @@ mod tests {
         claim(base + 40, 16, 8).unwrap();
         assert!(claim(base + 16, 8, 8).is_err(), "a 64-bit view over 32-bit words");
         assert!(claim(base + 48, 4, 4).is_err(), "a 32-bit view inside a 64-bit word");
-        // SAFETY: claimed, aligned, within `memory`, which lives until the end of the test.
+        // SAFETY: claimed, aligned (`memory` is of u64, the offsets multiples of 8), within
+        // `memory`, which lives until the end of the test.
+        #[allow(clippy::cast_ptr_alignment)]
         let words32 = unsafe { std::slice::from_raw_parts(shared.at(8).cast::<AtomicU32>(), 4) };
         // SAFETY: as above.
+        #[allow(clippy::cast_ptr_alignment)]
         let words64 = unsafe { std::slice::from_raw_parts(shared.at(40).cast::<AtomicU64>(), 2) };
 
         let copies = |seed: usize| {
             for round in 0..6 {
                 let offset = (seed * 7 + round * 13) % 61;
-                let len = (1 + seed * 5 + round * 11) % (80 - offset).min(64 - offset).max(1);
-                let data: Vec<u8> = (0..len).map(|i| (i + round) as u8).collect();
+                let len = 1 + (seed * 5 + round * 11) % (64 - offset);
+                let data: Vec<u8> = (0..len).map(|i| (i + round).to_le_bytes()[0]).collect();
                 // SAFETY: `offset + len <= 64`, within `memory`; other threads access it only
                 // with atomics and these calls.
                 unsafe { store(shared.at(offset), &data) }.unwrap();
@@ -298,7 +377,7 @@ mod tests {
     /// Every path of the routine (SSE or AVX loop, `rep movsb`, non-temporal stores, forced at
     /// small lengths by the strategy), at every relative alignment of source and destination.
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn every_strategy_copies_every_length_and_alignment() {
         let source: Vec<u8> = (0..=255).cycle().take(9000).collect();
         for strategy in strategies() {
@@ -310,7 +389,7 @@ mod tests {
                 let at = (start * 5) % 64;
                 // SAFETY: both ranges lie within the vectors, which nothing else touches.
                 let outcome =
-                    unsafe { x86_64::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
+                    unsafe { routine::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
                 assert_eq!(outcome.signal, 0);
                 assert_eq!(target[at..at + len], source[start..start + len], "{strategy:?} {start} {len}");
                 assert!(target[..at].iter().chain(&target[at + len..]).all(|b| *b == 0), "{strategy:?} {start} {len}");
@@ -319,7 +398,8 @@ mod tests {
     }
 
     /// The strategies to test: every path forced from 65 bytes on, with and without AVX.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
+    #[cfg(target_arch = "x86_64")]
     fn strategies() -> Vec<x86_64::Strategy> {
         let avx = [false, std::arch::is_x86_feature_detected!("avx2")];
         let thresholds = [(usize::MAX, usize::MAX), (usize::MAX, 65), (65, usize::MAX), (4096, 2048)];
@@ -334,8 +414,14 @@ mod tests {
             .collect()
     }
 
+    /// The one strategy of `aarch64`.
+    #[cfg(all(target_arch = "aarch64", target_os = "linux", not(miri)))]
+    fn strategies() -> Vec<routine::Strategy> {
+        vec![routine::strategy()]
+    }
+
     /// A shared mapping of a memfd of `pages` pages, its descriptor kept for `ftruncate`.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn memfd_mapping(pages: usize) -> (rustix::fd::OwnedFd, *mut u8, usize) {
         use rustix::mm::{mmap, MapFlags, ProtFlags};
         let len = pages * crate::page_size();
@@ -349,7 +435,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn a_fault_past_the_end_of_a_shrunk_file_is_an_error_of_every_copy_size() {
         let (fd, base, len) = memfd_mapping(4);
         let page = crate::page_size();
@@ -364,11 +450,11 @@ mod tests {
             let at = len - size;
             let mut buf = vec![0; size];
             // SAFETY: within the mapping, which stays mapped (its pages past the end are gone).
-            let fault = outcome(unsafe { x86_64::copy(buf.as_mut_ptr(), base.add(at), size, strategy) }).unwrap_err();
+            let fault = outcome(unsafe { routine::copy(buf.as_mut_ptr(), base.add(at), size, strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             assert!((base as usize + page..base as usize + len).contains(&fault.address), "{size}: {fault:?}");
             // SAFETY: as above.
-            let fault = outcome(unsafe { x86_64::copy(base.add(at), buf.as_ptr(), size, strategy) }).unwrap_err();
+            let fault = outcome(unsafe { routine::copy(base.add(at), buf.as_ptr(), size, strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             // SAFETY: as above.
             assert!(unsafe { touch(base.add(at), true) }.is_err());
@@ -383,7 +469,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri)))]
     fn a_store_to_a_read_only_page_is_a_segv_error() {
         let (_fd, base, len) = memfd_mapping(2);
         // SAFETY: our own mapping.

@@ -58,11 +58,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::key::Id;
-use crate::shm::{Outcome, Persistence, SharedMemory, ShmOptions};
+use crate::shm::{Holding, Outcome, Persistence, SharedMemory, ShmOptions};
 
 pub use num_complex::{Complex32, Complex64};
 
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 pub use ndarray;
 
 /// The magic number at byte 0 of a header: "WA-1" (wrapped array, version 1).
@@ -561,13 +562,14 @@ fn await_header(shm: &SharedMemory, wait: Duration) -> Result<Header> {
 }
 
 /// What the object `obj` holds: element type and dimensions, read from its header, without
-/// knowing them in advance. Opens the object read-only and waits up to [`DEFAULT_WAIT`] for a
+/// knowing them in advance. Opens the object read-only, as a look ([`Holding::Look`]: an
+/// abandoned volatile object stays for [`crate::gc`]), and waits up to [`DEFAULT_WAIT`] for a
 /// header still being written.
 ///
 /// Fails with [`Error::BadHeader`] if the object holds no valid array, or
 /// [`Error::NotInitialised`] if it has no magic after the wait.
 pub fn inspect(obj: impl Into<Id>) -> Result<Header> {
-    await_header(&SharedMemory::open_readonly(obj)?, DEFAULT_WAIT)
+    await_header(&SharedMemory::look(obj)?, DEFAULT_WAIT)
 }
 
 /// What the open object `shm` holds, as its header says now (no waiting).
@@ -585,7 +587,7 @@ pub fn inspect_memory(shm: &SharedMemory) -> Result<Header> {
 pub fn try_inspect(obj: impl Into<Id>) -> Option<Header> {
     match obj.into() {
         Id::Name(name) => peek_posix(&name),
-        id => read_header(&SharedMemory::open_readonly(id).ok()?).ok(),
+        id => read_header(&SharedMemory::look(id).ok()?).ok(),
     }
 }
 
@@ -623,10 +625,13 @@ fn peek_posix(name: &str) -> Option<Header> {
 ///
 /// The elements live in memory that other processes may write at any time, so safe access
 /// copies: [`get`](Self::get), [`set`](Self::set), [`read_into`](Self::read_into),
-/// [`write_from`](Self::write_from) (byte-wise atomic copies: a value written concurrently may
-/// be torn, never undefined behaviour). Slice views, and `ndarray` views with the `ndarray`
-/// feature, are `unsafe`. The dimensions are those read when the array was opened; a process
-/// that rewrites the header later cannot make this handle reach outside the object.
+/// [`write_from`](Self::write_from), [`read_range`](Self::read_range),
+/// [`write_range`](Self::write_range), [`to_vec`](Self::to_vec) (the copies of
+/// [`SharedMemory::read_at`]: a value written concurrently may be torn, never undefined
+/// behaviour; on `x86_64` and `aarch64` an object shrunk under them is an error, not a
+/// `SIGBUS`). Slice views, and `ndarray` views with the `ndarray` feature, are `unsafe`. The
+/// dimensions are those read when the array was opened; a process that rewrites the header
+/// later cannot make this handle reach outside the object.
 #[derive(Debug)]
 pub struct SharedArray<T: Element> {
     shm: SharedMemory,
@@ -710,6 +715,13 @@ impl<T: Element> ArrayOptions<T> {
     /// Whether to open read-only; see [`ShmOptions::readonly`].
     pub fn readonly(mut self, readonly: bool) -> Self {
         self.shm = self.shm.readonly(readonly);
+        self
+    }
+
+    /// Whether an opened handle holds a volatile object or only looks; see
+    /// [`ShmOptions::holding`].
+    pub fn holding(mut self, holding: Holding) -> Self {
+        self.shm = self.shm.holding(holding);
         self
     }
 
@@ -1021,6 +1033,7 @@ impl<T: Element> SharedArray<T> {
 }
 
 #[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 impl<T: Element> SharedArray<T> {
     /// The array as an `ndarray` view in Fortran (column-major) order, so that
     /// `view[[i, j, k]]` is [`get(&[i, j, k])`](Self::get).

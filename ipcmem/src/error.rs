@@ -166,6 +166,19 @@ pub enum Error {
         /// What the fault means, as far as can be told.
         cause: String,
     },
+    /// A volatile object on which another process has held an exclusive `flock(2)` for longer
+    /// than an opener waits. ipcmem itself takes one only for the moment of a removal; a longer
+    /// one is another program's (`flock -x`).
+    #[error(
+        "{object}: locked by another process (an exclusive flock held for more than {} ms; /proc/locks or `fuser -v` shows which process)",
+        .waited.as_millis()
+    )]
+    Locked {
+        /// The object asked for.
+        object: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
     /// Any other failure of a system call; keeps the operation and `errno`.
     #[error("{object}: {operation} failed: {errno}")]
     Os {
@@ -224,7 +237,8 @@ pub enum Limit {
     ShmAll,
     /// The free space of the file system of POSIX objects (`/dev/shm`).
     NoSpace,
-    /// The memory the kernel can give, or `RLIMIT_MEMLOCK` for locking.
+    /// The memory the kernel can give. (`RLIMIT_MEMLOCK` is [`Limit::LockedMemory`]; a failed
+    /// lock that the limit does not explain says so in the detail.)
     Memory,
     /// The number of open files.
     OpenFiles,
@@ -244,7 +258,7 @@ impl fmt::Display for Limit {
                 "SHMALL reached: all System V segments together may not grow further (/proc/sys/kernel/shmall)"
             }
             Self::NoSpace => "not enough free space in /dev/shm",
-            Self::Memory => "not enough memory (or RLIMIT_MEMLOCK for locking)",
+            Self::Memory => "not enough memory",
             Self::OpenFiles => "too many open files",
             Self::HugePages => "huge pages unavailable",
             Self::LockedMemory => "RLIMIT_MEMLOCK reached: this process may lock no more memory (ulimit -l)",
@@ -307,6 +321,7 @@ impl Error {
             | Self::NotInitialised { object, .. }
             | Self::Shrunk { object, .. }
             | Self::Fault { object, .. }
+            | Self::Locked { object, .. }
             | Self::Os { object, .. } => object,
         }
     }
@@ -326,6 +341,7 @@ impl Error {
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
             Self::Fault { .. } => io::ErrorKind::Other,
+            Self::Locked { .. } => io::ErrorKind::ResourceBusy,
             Self::LimitExceeded { limit: Limit::NoSpace, .. } => io::ErrorKind::StorageFull,
             Self::LimitExceeded { limit: Limit::Memory, .. } => io::ErrorKind::OutOfMemory,
             Self::LimitExceeded { .. } => io::ErrorKind::QuotaExceeded,

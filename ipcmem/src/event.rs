@@ -11,6 +11,7 @@ use rustix::thread::futex;
 
 use crate::error::{Error, Result};
 use crate::shm::SharedMemory;
+use crate::sync::futex::RECHECK;
 use crate::sync::Place;
 
 /// How many checks of the word go between two looks at the clock while spinning.
@@ -48,8 +49,10 @@ struct Repr {
 /// As with a condition variable, a wait may return without its waiter being the one woken (a
 /// waiter still spinning sees any change): check the condition again. Zeroed memory is a valid
 /// event, and so is any other value: there is nothing to initialise and nothing a stray write
-/// can break beyond a spurious wake-up. A waiter killed while parked leaves the waiter count
-/// raised, which only makes each later notification pay a system call.
+/// can break beyond a spurious wake-up or a late one: a parked waiter looks at the count at
+/// least every 100 ms, so that one whose wake-up was lost (garbage zeroed the waiter count, and
+/// the notifier saw no one to wake) returns at most that late. A waiter killed while parked
+/// leaves the waiter count raised, which only makes each later notification pay a system call.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -203,15 +206,17 @@ impl Event {
             if value != seen {
                 break Ok(Some(value));
             }
+            // Every sleep is bounded by RECHECK: should garbage zero the waiter count, so that
+            // a notifier wakes nobody, this still sees the new count soon.
             let left = match deadline {
-                None => None,
+                None => RECHECK,
                 Some(deadline) => match deadline.saturating_duration_since(Instant::now()) {
                     left if left.is_zero() => break Ok(None),
-                    left => Some(
-                        futex::Timespec::try_from(left).unwrap_or(futex::Timespec { tv_sec: i64::MAX, tv_nsec: 0 }),
-                    ),
+                    left => left.min(RECHECK),
                 },
             };
+            let left =
+                Some(futex::Timespec::try_from(left).unwrap_or(futex::Timespec { tv_sec: i64::MAX, tv_nsec: 0 }));
             // FUTEX_WAIT sleeps only if the word still holds `seen` (so no notification between
             // the load above and the sleep is lost); its timeout is relative, on CLOCK_MONOTONIC.
             match futex::wait(&repr.count, futex::Flags::empty(), seen, left.as_ref()) {
@@ -219,7 +224,8 @@ impl Event {
                 Err(errno) => break Err(Error::Os { object: self.place.object(), operation: "futex wait", errno }),
             }
         };
-        repr.waiters.fetch_sub(1, Ordering::SeqCst);
+        // Saturating: garbage may have zeroed the count meanwhile.
+        repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1))).ok();
         result
     }
 

@@ -1,11 +1,28 @@
-//! Garbage collection: removes the volatile POSIX objects that no process holds any more.
+//! Garbage collection: removes what crashed processes left behind, and nothing in use.
 //!
-//! A volatile POSIX object is unlinked by its last handle. When every holder crashed (or was
-//! killed with `SIGKILL`) nobody did, and the object stays in `/dev/shm`. [`collect`] finds such
-//! objects by their volatile marker and by the absence of any holder's lock, and unlinks them.
-//! It never touches a persistent object, one still in use, or one owned by another user.
+//! [`collect`] removes, of the calling user only:
 //!
-//! Volatile System V segments need no collection: the kernel frees them at the last detach.
+//! - **volatile POSIX objects that no process uses.** A volatile object is removed by its last
+//!   holder; when every holder crashed (or was killed with `SIGKILL`) nobody did. Its mark is
+//!   the sticky bit (see [`crate::posix`]), which only its owner could set.
+//! - **unfinished persistent POSIX objects**: size 0 with the set-user-ID bit, left by a
+//!   creator killed between `shm_open` and `ftruncate` (see [`crate::posix`]), at least
+//!   a second old, that no process uses. A complete object never has that bit.
+//! - **unfinished volatile System V segments**: mode `0602`, not attached, not marked for
+//!   removal, whose creator is gone (see [`crate::sysv`]). Volatile segments are otherwise
+//!   freed by the kernel at their last detach.
+//!
+//! "No process uses it" is checked as `fuser(1)` would, and more: no ipcmem handle holds it
+//! (the real run takes the exclusive `flock`, which succeeds only then; a dry run reads
+//! `/proc/locks`), and no process has it open (`/proc/*/fd`) or mapped (`/proc/*/maps`), by
+//! device and inode: Python's `multiprocessing.shared_memory`, an `mmap` of `/proc/PID/fd/N`
+//! and a plain `open` all count. Where those checks cannot see every process (inside a child
+//! PID namespace; another user's processes, for a gc not run as root), an object that no
+//! visible process uses has unknown users: it is left, in the dry run as in the real one, and
+//! `ipcmem list` shows it as `unknown` rather than `abandoned`. Each entry's reason says what
+//! was checked. gc never removes a persistent object, one in use, or another user's; named
+//! semaphores are never collected. Removal itself deletes only the inode looked at, never an
+//! object renamed onto the name meanwhile (see [`crate::posix`]).
 //!
 //! ```
 //! for found in ipcmem::gc::collect(ipcmem::gc::Mode::DryRun)? {
@@ -14,15 +31,19 @@
 //! # Ok::<(), ipcmem::Error>(())
 //! ```
 
-use std::collections::HashSet;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
-use rustix::fs::{self, AtFlags, FlockOperation, Mode as FileMode, OFlags, CWD};
+use rustix::fs::{self, FlockOperation, Mode as FileMode, OFlags, CWD};
 
 use crate::error::{Error, Result};
-use crate::inventory::{self, Inode};
+use crate::holders::{Holders, Verdict};
+use crate::inventory::{self, Kind};
+use crate::key::ShmId;
 use crate::posix::{self, SHM_DIR};
+use crate::sysv;
 
 /// Whether [`collect`] removes what it finds or only reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,77 +57,143 @@ pub enum Mode {
 /// An object that [`collect`] found abandoned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collected {
-    /// The object's name, `/name`.
+    /// A POSIX object or a System V segment.
+    pub kind: Kind,
+    /// The object as the `ipcmem` command names it: `/name`, or `id:N` for a segment; for a
+    /// name that is not UTF-8, with U+FFFD in place of each bad sequence (exact in
+    /// `name_bytes`). Escape it before printing: names may hold any byte but `/` and NUL.
     pub name: String,
-    /// Why it is garbage.
-    pub reason: &'static str,
-    /// Whether it was removed (false in a dry run).
+    /// The exact bytes of a name that is not UTF-8; `None` for a UTF-8 name or a segment.
+    pub name_bytes: Option<Vec<u8>>,
+    /// The segment's id, for a System V segment.
+    pub id: Option<ShmId>,
+    /// Why it is garbage, and what was checked.
+    pub reason: String,
+    /// Whether it was removed (false in a dry run, or if it was taken into use meanwhile).
     pub removed: bool,
 }
 
-const REASON: &str = "volatile, and no process holds it";
+/// What kind of garbage a POSIX object may be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Garbage {
+    Volatile,
+    Unfinished,
+}
 
-/// Finds, and unless `mode` is [`Mode::DryRun`] removes, every volatile POSIX object of this
-/// user that no process holds.
+/// A POSIX object that may be garbage, open for the look.
+struct Candidate {
+    /// Its name, lossy for a name that is not UTF-8.
+    name: String,
+    /// The exact bytes of a name that is not UTF-8.
+    name_bytes: Option<Vec<u8>>,
+    /// Its file: a name that is not UTF-8 is removed by its path, never by its lossy name.
+    path: PathBuf,
+    fd: OwnedFd,
+    stat: fs::Stat,
+    garbage: Garbage,
+}
+
+/// Finds, and unless `mode` is [`Mode::DryRun`] removes, every abandoned object of this user:
+/// see the module's docs for what that is.
 pub fn collect(mode: Mode) -> Result<Vec<Collected>> {
+    let mut found = collect_posix(mode)?;
+    found.extend(collect_sysv(mode));
+    Ok(found)
+}
+
+fn collect_posix(mode: Mode) -> Result<Vec<Collected>> {
     let entries = std::fs::read_dir(SHM_DIR).map_err(|error| Error::InvalidArgument {
         object: SHM_DIR.to_owned(),
         reason: format!("cannot list the directory: {error}"),
     })?;
     let me = rustix::process::geteuid().as_raw();
-    // A dry run reads the holders once, from /proc/locks (see `is_unheld`); `None` if unreadable.
-    let held = if mode == Mode::DryRun { inventory::held_inodes() } else { None };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        let owned_by_me = entry.metadata().is_ok_and(|meta| meta.is_file() && meta.uid() == me);
-        if file_name.starts_with("sem.") || !owned_by_me {
-            continue;
-        }
-        let name = format!("/{file_name}");
-        if let Some(removed) = collect_one(&name, mode, held.as_ref()) {
-            found.push(Collected { name, reason: REASON, removed });
-        }
+    let candidates: Vec<Candidate> = entries
+        .flatten()
+        .filter(|entry| entry.metadata().is_ok_and(|meta| meta.is_file() && meta.uid() == me))
+        // Named semaphores are never collected.
+        .filter(|entry| !entry.file_name().as_bytes().starts_with(b"sem."))
+        .filter_map(|entry| candidate(&entry, mode))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
     }
+    // Read after the candidates were opened (and, for a real run, locked): a process that
+    // opens one later finds it locked, or is seen. Our own descriptors of them are no use.
+    let ours: Vec<_> = candidates.iter().map(|candidate| candidate.fd.as_raw_fd()).collect();
+    let holders = Holders::scan(mode == Mode::DryRun, &ours);
+    let mut found: Vec<Collected> = candidates
+        .into_iter()
+        .filter(|candidate| holders.verdict(&candidate.stat) == Verdict::Unheld)
+        .map(|candidate| {
+            let removed = mode == Mode::Remove
+                && posix::unlink_if_ours(&candidate.path, posix::Identity::of(&candidate.stat)).unwrap_or(false);
+            let what = match candidate.garbage {
+                Garbage::Volatile => "volatile",
+                Garbage::Unfinished => "unfinished: size 0 and set-user-ID, its creator was killed before sizing it",
+            };
+            let reason = format!("{what}; no process uses it (checked {})", holders.checked());
+            Collected {
+                kind: Kind::Posix,
+                name: candidate.name,
+                name_bytes: candidate.name_bytes,
+                id: None,
+                reason,
+                removed,
+            }
+        })
+        .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
 }
 
-/// Collects `name` if it is volatile and unheld: `Some(removed)`; `None` if it is not garbage.
-fn collect_one(name: &str, mode: Mode, held: Option<&HashSet<Inode>>) -> Option<bool> {
-    let path = posix::path_of(name);
-    let fd = fs::openat(
-        CWD,
-        path.as_str(),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        FileMode::empty(),
-    )
-    .ok()?;
-    if !posix::is_marked_volatile(&fd) {
+/// Opens the file of `entry` if it may be garbage: volatile, or unfinished. For a real run, also
+/// takes its exclusive lock, which succeeds only if no ipcmem handle holds it, and keeps any
+/// opener waiting (an opener that then finds the name gone reports the object as not found).
+fn candidate(entry: &std::fs::DirEntry, mode: Mode) -> Option<Candidate> {
+    let path = entry.path();
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = fs::openat(CWD, &path, flags, FileMode::empty()).ok()?;
+    let stat = fs::fstat(&fd).ok()?;
+    let garbage = if posix::is_marked_volatile(&stat) {
+        Garbage::Volatile
+    } else if posix::is_unfinished(&stat) {
+        Garbage::Unfinished
+    } else {
         return None;
+    };
+    // A dry run must not probe with a lock: if the last holder dropped its handle while the
+    // probe held the lock, that holder would believe someone else still held the object and
+    // leave it behind. It reads /proc/locks instead.
+    if mode == Mode::Remove {
+        fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
     }
-    if mode == Mode::DryRun {
-        return is_unheld(&fd, held).then_some(false);
-    }
-    // Holding the exclusive lock keeps any opener waiting until we are done; an opener that
-    // then finds the name gone reports the object as not found.
-    fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
-    let same = fs::fstat(&fd)
-        .ok()
-        .zip(fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok())
-        .is_some_and(|(ours, named)| (ours.st_dev, ours.st_ino) == (named.st_dev, named.st_ino));
-    Some(same && fs::unlinkat(CWD, path.as_str(), AtFlags::empty()).is_ok())
+    let file_name = entry.file_name();
+    let name_bytes = [b"/", file_name.as_bytes()].concat();
+    let name = String::from_utf8_lossy(&name_bytes).into_owned();
+    let name_bytes = file_name.to_str().is_none().then_some(name_bytes);
+    Some(Candidate { name, name_bytes, path, fd, stat, garbage })
 }
 
-/// Whether no process holds the object open at `fd`, by the `held` files read from `/proc/locks`
-/// (`None`: unknown, so held).
-///
-/// A dry run must not probe with a lock of its own: if the last holder dropped its handle while
-/// the probe held the lock, that holder would believe someone else still held the object and
-/// leave it behind.
-fn is_unheld(fd: &OwnedFd, held: Option<&HashSet<Inode>>) -> bool {
-    let Ok(stat) = fs::fstat(fd) else { return false };
-    held.is_some_and(|held| !held.contains(&Inode::of(&stat)))
+/// The unfinished volatile segments of this user (see [`crate::sysv`]), removed unless dry.
+fn collect_sysv(mode: Mode) -> Vec<Collected> {
+    let me = rustix::process::geteuid().as_raw();
+    let Ok(segments) = inventory::list(inventory::Filter::SysV) else { return Vec::new() };
+    segments
+        .into_iter()
+        .filter(|info| info.unfinished && info.uid == me && info.cuid == Some(me))
+        .filter_map(|info| {
+            let id = info.id?;
+            // Looked at again just before: still unattached, unmarked, its creator gone.
+            let removed = mode == Mode::Remove
+                && sysv::shminfo(id).is_ok_and(|now| sysv::is_unfinished(&now) == Some(true))
+                && sysv::shmctl(id, sysv::ShmCommand::Remove).is_ok();
+            let reason = format!(
+                "an unfinished volatile segment (mode 0602, not marked for removal) that no process attaches, whose creator (pid {}) is gone",
+                info.cpid.unwrap_or(0)
+            );
+            Some(Collected { kind: Kind::SysV, name: id.to_string(), name_bytes: None, id: Some(id), reason, removed })
+        })
+        .collect()
 }
 
 /// Removes what a run of this process may have left behind: every POSIX object whose name
@@ -124,9 +211,15 @@ fn is_unheld(fd: &OwnedFd, held: Option<&HashSet<Inode>>) -> bool {
 pub fn sweep(prefix: &str) {
     if let Ok(entries) = std::fs::read_dir(SHM_DIR) {
         for entry in entries.flatten() {
-            let name = format!("/{}", entry.file_name().to_string_lossy());
-            if name.starts_with(prefix) {
-                let _ = crate::shmrm(name.as_str());
+            let file_name = entry.file_name();
+            if ![b"/", file_name.as_bytes()].concat().starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            // A name that is not UTF-8 goes by its path: its lossy form could name another.
+            if let Some(name) = file_name.to_str() {
+                let _ = crate::shmrm(format!("/{name}").as_str());
+            } else {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }

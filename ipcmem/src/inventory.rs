@@ -22,14 +22,14 @@
 //! # Ok::<(), ipcmem::Error>(())
 //! ```
 
-use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{self, AtFlags, CWD};
-use rustix::io::Errno;
 
 use crate::error::{Error, Result};
+use crate::holders::{Holders, Verdict};
 use crate::key::{Id, Key, ShmId};
-use crate::posix::{self, SHM_DIR, VOLATILE_XATTR};
+use crate::posix::{self, SHM_DIR};
 use crate::semaphore;
 use crate::sysv::{self, SHM_DEST, SHM_LOCKED};
 
@@ -76,8 +76,14 @@ pub struct ObjectInfo {
     /// POSIX object, named semaphore or System V segment.
     pub kind: Kind,
     /// The POSIX name, with its leading slash; for a named semaphore, the name as `sem_open`
-    /// takes it (`/NAME` for the file `/dev/shm/sem.NAME`).
+    /// takes it (`/NAME` for the file `/dev/shm/sem.NAME`). A name that is not UTF-8 is here
+    /// with U+FFFD in place of each bad sequence, and exact in [`name_bytes`](Self::name_bytes).
+    /// Names may hold any byte but `/` and NUL, newlines and terminal escapes included: escape
+    /// them before printing.
     pub name: Option<String>,
+    /// The exact bytes of a name that is not UTF-8 (with its leading slash, as `name`); `None`
+    /// for a UTF-8 name, which `name` holds exactly.
+    pub name_bytes: Option<Vec<u8>>,
     /// The System V segment id.
     pub id: Option<ShmId>,
     /// The System V key; `None` for a segment without one (made with `IPC_PRIVATE`, or whose
@@ -116,13 +122,21 @@ pub struct ObjectInfo {
     /// Whether a System V segment is locked in memory (`SHM_LOCKED`).
     pub locked: Option<bool>,
     /// Whether the object is destroyed when no longer used: a POSIX object or semaphore with
-    /// the volatile marker (made so by ipcmem), a System V segment marked for removal. `None`
-    /// where the caller may not read the marker.
+    /// the volatile mark, the sticky bit (made so by ipcmem), a System V segment marked for
+    /// removal.
     pub volatile: Option<bool>,
-    /// Whether anyone uses it: for a volatile POSIX object or semaphore, whether an ipcmem handle
-    /// holds it; for a System V segment, whether it is attached. `None` for a persistent POSIX
-    /// object or semaphore (its users leave no trace), or where it cannot be known.
+    /// Whether anyone uses it: for a volatile (or unfinished) POSIX object or semaphore, whether
+    /// an ipcmem handle holds it or any process has it open or mapped (see `gc`, which judges
+    /// the same way); for a System V segment, whether it is attached. `None` for a persistent
+    /// POSIX object or semaphore, and where it cannot be known: inside a child PID namespace,
+    /// or where the processes that may use it cannot be read (they say "unknown", never
+    /// "abandoned").
     pub in_use: Option<bool>,
+    /// A creation that never finished, which [`crate::gc`] removes once nobody uses it: a
+    /// persistent POSIX object its creator never sized (killed between `shm_open` and
+    /// `ftruncate`: size 0 with the set-user-ID bit, see [`crate::posix`]), or a volatile
+    /// System V segment whose creator died before marking it for removal (see [`crate::sysv`]).
+    pub unfinished: bool,
     /// The current count of a named semaphore, as `sem_getvalue` gives it (other processes may
     /// change it at any time); `None` for shared memory, or where the caller may not read it.
     pub value: Option<u32>,
@@ -150,10 +164,20 @@ impl ObjectInfo {
         }
     }
 
-    /// Whether this is a volatile POSIX object that no process holds: what [`crate::gc`]
-    /// removes (if the caller owns it).
+    /// The exact bytes of [`label`](Self::label), also for a name that is not UTF-8.
+    pub fn label_bytes(&self) -> Vec<u8> {
+        match (self.kind, &self.name_bytes) {
+            (Kind::Semaphore, Some(bytes)) => [b"sem:", bytes.as_slice()].concat(),
+            (_, Some(bytes)) => bytes.clone(),
+            _ => self.label().into_bytes(),
+        }
+    }
+
+    /// Whether this is what [`crate::gc`] removes (if the caller owns it): a volatile POSIX
+    /// object that no process uses, or an unfinished creation that no process uses.
     pub fn is_abandoned(&self) -> bool {
-        self.kind == Kind::Posix && self.volatile == Some(true) && self.in_use == Some(false)
+        let volatile_posix = self.kind == Kind::Posix && self.volatile == Some(true);
+        (volatile_posix || self.unfinished) && self.in_use == Some(false)
     }
 }
 
@@ -177,7 +201,7 @@ pub fn list(filter: Filter) -> Result<Vec<ObjectInfo>> {
 /// The object that `target` names: a POSIX name, a System V key, or a segment id.
 pub fn info(target: &Id) -> Result<ObjectInfo> {
     match target {
-        Id::Name(name) => posix_info(name, held_inodes().as_ref()),
+        Id::Name(name) => posix_info(name, &Holders::scan(true, &[])),
         Id::Key(key) if key.is_private() => Err(Error::InvalidArgument {
             object: key.to_string(),
             reason: "IPC_PRIVATE names no existing segment: name it by its id".into(),
@@ -200,7 +224,7 @@ pub fn info(target: &Id) -> Result<ObjectInfo> {
 /// ```
 pub fn semaphore(name: &str) -> Result<ObjectInfo> {
     let file = semaphore::file_name(name)?;
-    let info = posix_info(&file, held_inodes().as_ref()).map_err(|error| about_semaphore(error, name))?;
+    let info = posix_info(&file, &Holders::scan(true, &[])).map_err(|error| about_semaphore(error, name))?;
     Ok(as_semaphore(info, name))
 }
 
@@ -228,27 +252,50 @@ fn list_dev_shm() -> Result<Vec<ObjectInfo>> {
         object: SHM_DIR.to_owned(),
         reason: format!("cannot list the directory: {error}"),
     })?;
-    let held = held_inodes();
+    let holders = Holders::scan(true, &[]);
     let objects = entries
         .flatten()
-        .filter_map(|entry| entry.file_name().to_str().map(|file| format!("/{file}")))
-        .filter(|name| posix::check_name(name).is_ok())
         // An object removed since the directory was read is simply not listed.
-        .filter_map(|file| {
-            let info = posix_info(&file, held.as_ref()).ok()?;
-            // A `sem.` file whose rest makes no semaphore name (`sem.` alone) is just a file.
-            match file.strip_prefix("/sem.").map(|name| format!("/{name}")) {
-                Some(name) if check_semaphore_name(&name).is_ok() => Some(as_semaphore(info, &name)),
-                _ => Some(info),
-            }
+        .filter_map(|entry| match entry.file_name().to_str() {
+            Some(file) => utf8_file_info(file, &holders),
+            None => non_utf8_file_info(entry.file_name().as_bytes(), &holders),
         })
         .collect();
     Ok(objects)
 }
 
+/// The object or semaphore of the file `file` of `/dev/shm`, if it is one.
+fn utf8_file_info(file: &str, holders: &Holders) -> Option<ObjectInfo> {
+    let file = format!("/{file}");
+    posix::check_name(&file).ok()?;
+    let info = posix_info(&file, holders).ok()?;
+    // A `sem.` file whose rest makes no semaphore name (`sem.` alone) is just a file.
+    match file.strip_prefix("/sem.").map(|name| format!("/{name}")) {
+        Some(name) if check_semaphore_name(&name).is_ok() => Some(as_semaphore(info, &name)),
+        _ => Some(info),
+    }
+}
+
+/// The object or semaphore of the file `file` of `/dev/shm` whose name is not UTF-8, if it is
+/// one: listed with its exact bytes in `name_bytes`, so that such a name is never hidden.
+fn non_utf8_file_info(file: &[u8], holders: &Holders) -> Option<ObjectInfo> {
+    let path = std::path::Path::new(SHM_DIR).join(std::ffi::OsStr::from_bytes(file));
+    let name_bytes = [b"/", file].concat();
+    let mut info = stat_info(String::from_utf8_lossy(&name_bytes).into_owned(), &path, holders).ok()?;
+    info.name_bytes = Some(name_bytes);
+    if let Some(rest) = file.strip_prefix(b"sem.") {
+        info.value = semaphore_value(&path);
+        info.kind = Kind::Semaphore;
+        let name = [b"/", rest].concat();
+        info.name = Some(String::from_utf8_lossy(&name).into_owned());
+        info.name_bytes = Some(name);
+    }
+    Some(info)
+}
+
 /// The info of a semaphore's file, `info`, as that of the semaphore `name`, with its count.
 fn as_semaphore(mut info: ObjectInfo, name: &str) -> ObjectInfo {
-    info.value = semaphore_value(&posix::path_of(&semaphore_file(name)));
+    info.value = semaphore_value(posix::path_of(&semaphore_file(name)));
     info.kind = Kind::Semaphore;
     info.name = Some(name.to_owned());
     info
@@ -261,8 +308,9 @@ fn as_semaphore(mut info: ObjectInfo, name: &str) -> ObjectInfo {
 /// count glibc's own `sem_getvalue` then reads: neither mapped (a file cut short by another
 /// process could not raise `SIGBUS`) nor locked nor opened as a semaphore (the drop of such a
 /// handle unlinks a volatile semaphore that no one else holds).
-fn semaphore_value(path: &str) -> Option<u32> {
+fn semaphore_value(path: impl AsRef<std::path::Path>) -> Option<u32> {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let path = path.as_ref();
     let open = |flags| {
         std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | flags).open(path)
     };
@@ -309,26 +357,33 @@ fn about_semaphore(mut error: Error, name: &str) -> Error {
     error
 }
 
-fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
+fn posix_info(name: &str, holders: &Holders) -> Result<ObjectInfo> {
     posix::check_name(name)?;
-    let path = posix::path_of(name);
-    let stat = fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|errno| Error::from_errno(&name, "stat", errno))?;
+    stat_info(name.to_owned(), std::path::Path::new(&posix::path_of(name)), holders)
+}
+
+/// The info of the file at `path`, the POSIX object `name` (as errors name it).
+fn stat_info(name: String, path: &std::path::Path, holders: &Holders) -> Result<ObjectInfo> {
+    let stat =
+        fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW).map_err(|errno| Error::from_errno(&name, "stat", errno))?;
     if fs::FileType::from_raw_mode(stat.st_mode) != fs::FileType::RegularFile {
         return Err(Error::InvalidArgument {
-            object: name.to_owned(),
+            object: name,
             reason: "not a shared memory object: not a regular file in /dev/shm".into(),
         });
     }
-    let volatile = marked_volatile(&path);
-    let inode = Inode::of(&stat);
-    let in_use = match (volatile, held) {
-        (Some(true), Some(held)) => Some(held.contains(&inode)),
-        _ => None,
-    };
+    let volatile = posix::is_marked_volatile(&stat);
+    let unfinished = posix::is_unfinished(&stat);
+    // As gc judges: by the locks, descriptors and mappings of every process it can see.
+    let in_use = (volatile || unfinished).then(|| holders.verdict(&stat)).and_then(|verdict| match verdict {
+        Verdict::Held(_) => Some(true),
+        Verdict::Unheld => Some(false),
+        Verdict::Unknown(_) => None,
+    });
     Ok(ObjectInfo {
         kind: Kind::Posix,
-        name: Some(name.to_owned()),
+        name: Some(name),
+        name_bytes: None,
         id: None,
         key: None,
         size: u64::try_from(stat.st_size).unwrap_or(0),
@@ -346,61 +401,31 @@ fn posix_info(name: &str, held: Option<&HashSet<Inode>>) -> Result<ObjectInfo> {
         ctime: stat.st_ctime,
         marked_for_removal: false,
         locked: None,
-        volatile,
+        volatile: Some(volatile),
         in_use,
+        unfinished,
         value: None,
     })
-}
-
-/// Whether the object at `path` carries the volatile marker; `None` if the caller may not read
-/// it. Read by path: opening would need read permission and could block on odd files.
-fn marked_volatile(path: &str) -> Option<bool> {
-    match fs::lgetxattr(path, VOLATILE_XATTR, &mut [0_u8; 8]) {
-        Ok(_) => Some(true),
-        Err(Errno::NODATA | Errno::OPNOTSUPP) => Some(false),
-        Err(_) => None,
-    }
 }
 
 impl Inode {
     /// The inode of a file, from its `stat`.
     pub(crate) fn of(stat: &fs::Stat) -> Inode {
-        Inode { major: fs::major(stat.st_dev), minor: fs::minor(stat.st_dev), ino: stat.st_ino }
+        Inode::new(fs::major(stat.st_dev), fs::minor(stat.st_dev), stat.st_ino)
+    }
+
+    /// The inode `ino` of the device `major:minor`.
+    pub(crate) fn new(major: u32, minor: u32, ino: u64) -> Inode {
+        Inode { major, minor, ino }
     }
 }
 
-/// A file as `/proc/locks` names it.
+/// A file as `/proc/locks` and `/proc/PID/maps` name it: device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Inode {
     major: u32,
     minor: u32,
     ino: u64,
-}
-
-/// The files on which some process holds a `flock(2)` lock, from `/proc/locks`; `None` if it
-/// cannot be read.
-///
-/// Every handle of a volatile object holds a shared `flock` on it, so these are the volatile
-/// objects in use. Reading the table, unlike probing with a lock of our own, cannot make the
-/// last holder believe someone else still holds the object.
-pub(crate) fn held_inodes() -> Option<HashSet<Inode>> {
-    let table = std::fs::read_to_string("/proc/locks").ok()?;
-    Some(table.lines().filter_map(parse_lock_line).collect())
-}
-
-/// The file of a line of `/proc/locks` if it is a granted `FLOCK` lock, such as
-/// `3: FLOCK  ADVISORY  READ  1234 00:1a:5678 0 EOF`. Waiters (`3: -> FLOCK …`) hold nothing.
-fn parse_lock_line(line: &str) -> Option<Inode> {
-    let mut fields = line.split_whitespace().skip(1);
-    if fields.next()? != "FLOCK" {
-        return None;
-    }
-    let file = fields.nth(3)?;
-    let mut parts = file.split(':');
-    let major = u32::from_str_radix(parts.next()?, 16).ok()?;
-    let minor = u32::from_str_radix(parts.next()?, 16).ok()?;
-    let ino = parts.next()?.parse().ok()?;
-    Some(Inode { major, minor, ino })
 }
 
 // ---- System V segments ----
@@ -470,9 +495,18 @@ fn parse_sysvipc_line(header: &[&str], line: &str) -> Option<ObjectInfo> {
 fn from_shminfo(info: &sysv::ShmInfo) -> ObjectInfo {
     let never = |time: i64| (time != 0).then_some(time);
     let marked = info.mode & SHM_DEST != 0;
+    // An unfinished creation is in use by nobody; one whose creator cannot be seen (outside
+    // this PID namespace) is of unknown use.
+    let unfinished = sysv::is_unfinished(info);
+    let in_use = match unfinished {
+        Some(true) => Some(false),
+        None if sysv::has_creating_mode(info) && info.nattch == 0 => None,
+        _ => Some(info.nattch > 0),
+    };
     ObjectInfo {
         kind: Kind::SysV,
         name: None,
+        name_bytes: None,
         id: Some(info.id),
         key: (!info.key.is_private()).then_some(info.key),
         size: info.size as u64,
@@ -491,7 +525,8 @@ fn from_shminfo(info: &sysv::ShmInfo) -> ObjectInfo {
         marked_for_removal: marked,
         locked: Some(info.mode & SHM_LOCKED != 0),
         volatile: Some(marked),
-        in_use: Some(info.nattch > 0),
+        in_use,
+        unfinished: unfinished == Some(true),
         value: None,
     }
 }
@@ -499,15 +534,6 @@ fn from_shminfo(info: &sysv::ShmInfo) -> ObjectInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_granted_flock_lines_only() {
-        let granted = parse_lock_line("3: FLOCK  ADVISORY  READ  1234 00:1a:5678 0 EOF");
-        assert_eq!(granted, Some(Inode { major: 0, minor: 0x1a, ino: 5678 }));
-        assert_eq!(parse_lock_line("3: -> FLOCK  ADVISORY  WRITE 99 00:1a:5678 0 EOF"), None);
-        assert_eq!(parse_lock_line("1: POSIX  ADVISORY  WRITE 99 fd:01:12 0 EOF"), None);
-        assert_eq!(parse_lock_line("garbage"), None);
-    }
 
     #[test]
     fn parses_a_line_of_proc_sysvipc_shm() {

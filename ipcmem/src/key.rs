@@ -63,7 +63,8 @@ impl Key {
         // reads it (it calls stat).
         let raw = unsafe { libc::ftok(c_path.as_ptr(), i32::from(proj)) };
         if raw == -1 {
-            return Err(Error::from_errno(&object, "ftok", crate::error::last_errno()));
+            // Not `from_errno`: its errors speak of shared memory objects, and this is a file.
+            return Err(Error::Os { object: object.to_string(), operation: "ftok", errno: crate::error::last_errno() });
         }
         Ok(Key(raw))
     }

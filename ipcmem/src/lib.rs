@@ -41,12 +41,14 @@
 //! | process-shared locks (not robust, re-initialised on attach) | [`sync::Mutex`] (robust), [`sync::RwLock`], [`sync::Condvar`], and [`Event`] (spin, then futex) |
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
 pub mod array;
 pub mod error;
 pub mod event;
 pub mod gc;
+mod holders;
 mod huge;
 pub mod inventory;
 pub mod key;
@@ -62,10 +64,15 @@ pub use error::{Error, Limit, NameRule, Result};
 pub use event::Event;
 pub use key::{Id, Key, ShmId};
 pub use semaphore::{Semaphore, SemaphoreOptions};
-pub use shm::{shmrm, Access, Outcome, Persistence, SharedMemory, ShmOptions};
+pub use shm::{shmrm, Access, Holding, Outcome, Persistence, SharedMemory, ShmOptions};
 pub use sysv::ShmInfo;
 
 /// The size of a memory page, read from the system at run time, as `IPC.PAGE_SIZE` in Julia.
 pub fn page_size() -> usize {
     rustix::param::page_size()
 }
+
+/// The Rust snippets of README.md, run as doc tests so that the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -32,10 +32,10 @@
 //! page, by the same threads, with the fault-safe touch of the copy mechanism
 //! ([`access::touch`]): an atomic add of 0 on a writable handle (a write fault that leaves the
 //! byte as it is, even if another process writes it at that moment), a load on a read-only
-//! one. A page the kernel cannot provide is then an error too, not a `SIGBUS` (on x86_64; the
-//! portable touch of other architectures is not fault-safe). A writable POSIX object is first
-//! given all its space with `fallocate`, which says `ENOSPC` at once rather than after
-//! touching the pages that fit.
+//! one. A page the kernel cannot provide is then an error too, not a `SIGBUS` (on `x86_64`
+//! and `aarch64`; the portable touch of other architectures is not fault-safe). A writable
+//! POSIX object is first given all its space with `fallocate`, which says `ENOSPC` at once
+//! rather than after touching the pages that fit.
 
 use std::fmt;
 use std::num::NonZero;
@@ -321,6 +321,37 @@ mod tests {
         let after: Vec<u8> = first_bytes();
         assert_eq!(before, after);
         assert_eq!(resident_pages(anon.0, len), 8);
+    }
+
+    /// The touch of kernels without `MADV_POPULATE_READ`: pages past the end of a shrunk file
+    /// are `EFAULT`, which is the no-space error for tmpfs, never a `SIGBUS`.
+    #[test]
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux"))]
+    fn touching_a_missing_page_is_an_error() {
+        let page = crate::page_size();
+        let fd = rustix::fs::memfd_create("ipcmem-touch-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4 * page as u64).unwrap();
+        // SAFETY: a new shared mapping of our own memfd.
+        let base = unsafe {
+            mm::mmap(
+                std::ptr::null_mut(),
+                4 * page,
+                mm::ProtFlags::READ | mm::ProtFlags::WRITE,
+                mm::MapFlags::SHARED,
+                &fd,
+                0,
+            )
+        }
+        .unwrap();
+        rustix::fs::ftruncate(&fd, page as u64).unwrap();
+        for writable in [true, false] {
+            assert_eq!(touch(base as usize, 4 * page, writable), Err(Errno::FAULT));
+            assert_eq!(touch(base as usize, page, writable), Ok(()));
+        }
+        let error = failure(&"/touched", 4 * page, Store::Tmpfs, "touch", Errno::FAULT);
+        assert!(matches!(error, Error::LimitExceeded { limit: Limit::NoSpace, .. }), "{error:?}");
+        // SAFETY: our mapping, unused from now on.
+        unsafe { mm::munmap(base, 4 * page) }.unwrap();
     }
 
     #[test]

@@ -9,18 +9,30 @@
 //!
 //! An *anonymous* semaphore lives at an offset of a [`SharedMemory`], after a state word that
 //! makes sure it is initialised exactly once (see [`crate::sync`]).
+//!
+//! Both are glibc's `sem_t`, made by `sem_init`, and on 64-bit targets laid out as glibc lays it
+//! out: one 64-bit word whose low 32 bits are the count (the futex word waiters sleep on) and
+//! whose high 32 bits count the waiters, then a flag word and padding. The waits and posts are
+//! ipcmem's own, on that layout, so that they interoperate with glibc's `sem_wait` and
+//! `sem_post` in other programs while garbage in the bytes never aborts this process nor blocks
+//! it past a deadline (glibc's own calls abort on some garbage): see [`crate::sync`].
 
 use std::fmt;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-
-use rustix::io::Errno;
+use std::time::{Duration, Instant};
 
 use crate::error::{last_errno, Error, NameRule, Result};
 use crate::posix;
 use crate::shm::{Outcome, SharedMemory, ShmOptions};
-use crate::sync::{monotonic_deadline, sem_clockwait, Kind, Place};
+use crate::sync::futex::{self, far_future, Woken};
+use crate::sync::{Kind, Place};
+
+// The waits follow glibc's `sem_t` layout of 64-bit targets: one 64-bit word with the count and
+// the number of waiters, so that C programs using `sem_open` share the semaphore.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("ipcmem's semaphores follow the 64-bit layout of glibc's sem_t");
 
 /// The largest value a semaphore can hold (`SEM_VALUE_MAX` of glibc).
 pub const SEM_VALUE_MAX: u32 = i32::MAX.cast_unsigned();
@@ -72,9 +84,10 @@ enum Origin {
 }
 
 // SAFETY: `sem` points into memory that `origin` keeps mapped for the life of the handle; the
-// `sem_*` calls are thread-safe (the semaphore is shared with other processes anyway).
+// semaphore is accessed through atomics and futex calls only, which are thread-safe (it is
+// shared with other processes anyway).
 unsafe impl Send for Semaphore {}
-// SAFETY: as above: every method goes through a thread-safe `sem_*` call.
+// SAFETY: as above: every method goes through atomics and futex calls.
 unsafe impl Sync for Semaphore {}
 
 /// Options for making a named [`Semaphore`]: its mode and whether it is volatile.
@@ -190,7 +203,7 @@ impl Semaphore {
     /// Julia. Fails with [`Error::AlreadyExists`] if one is there: a semaphore in use is never
     /// initialised again.
     pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: u32) -> Result<Semaphore> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         check_value(&place.object(), value)?;
         place.initialise(Kind::Semaphore, 0, || init_placed(&place, value))?;
         Ok(Semaphore::placed(place))
@@ -199,7 +212,7 @@ impl Semaphore {
     /// Uses the anonymous semaphore already at `offset` of `shm`, as `Semaphore(mem; offset)`
     /// in Julia, without touching its count.
     pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Semaphore> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         place.attach(Kind::Semaphore, 0)?;
         Ok(Semaphore::placed(place))
     }
@@ -207,7 +220,7 @@ impl Semaphore {
     /// Makes an anonymous semaphore at `offset` if the place is unused, else attaches to the
     /// one there (whose count stays as it is); says which.
     pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: u32) -> Result<(Semaphore, Outcome)> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         check_value(&place.object(), value)?;
         let outcome = place.initialise_or_attach(Kind::Semaphore, 0, || init_placed(&place, value))?;
         Ok((Semaphore::placed(place), outcome))
@@ -268,35 +281,41 @@ impl Semaphore {
     }
 
     /// Adds one to the count, waking a waiter if there is one, as `post(sem)` in Julia.
+    ///
+    /// Fails if the count is at [`SEM_VALUE_MAX`] (or above it: garbage in the semaphore).
     #[doc(alias = "sem_post")]
     pub fn post(&self) -> Result<()> {
-        // SAFETY: `sem` is an initialised process-shared semaphore in memory kept mapped by
-        // `origin`.
-        if unsafe { libc::sem_post(self.sem.as_ptr()) } == 0 {
-            return Ok(());
+        let data = self.data();
+        let mut seen = data.load(Ordering::Relaxed);
+        loop {
+            let value = count_of(seen);
+            if value >= SEM_VALUE_MAX {
+                return Err(Error::InvalidArgument {
+                    object: self.object(),
+                    reason: format!("the count ({value}) is at its largest, SEM_VALUE_MAX ({SEM_VALUE_MAX})"),
+                });
+            }
+            // Release: whoever takes this one sees what was written before the post.
+            match data.compare_exchange_weak(seen, seen + 1, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => seen = now,
+            }
         }
-        match last_errno() {
-            Errno::OVERFLOW => Err(Error::InvalidArgument {
-                object: self.object(),
-                reason: format!("the count is at its largest, SEM_VALUE_MAX ({SEM_VALUE_MAX})"),
-            }),
-            errno => Err(Error::Os { object: self.object(), operation: "sem_post", errno }),
+        if waiters_of(seen) > 0 {
+            // SAFETY: the count word lies in the semaphore, mapped while `self` lives.
+            unsafe { futex::wake(self.count_word(), 1) };
         }
+        Ok(())
     }
 
     /// Waits until the count is above zero and takes one, as `wait(sem)` in Julia.
+    ///
+    /// The wait ends at the next [`post`](Self::post), by any process. Should garbage written
+    /// over the semaphore have zeroed its count of waiters, so that a post wakes nobody, the
+    /// wait still sees the post within 100 ms: its sleeps are that long at most.
     #[doc(alias = "sem_wait")]
     pub fn wait(&self) -> Result<()> {
-        loop {
-            // SAFETY: as in `post`.
-            if unsafe { libc::sem_wait(self.sem.as_ptr()) } == 0 {
-                return Ok(());
-            }
-            match last_errno() {
-                Errno::INTR => {}
-                errno => return Err(Error::Os { object: self.object(), operation: "sem_wait", errno }),
-            }
-        }
+        self.wait_until(None).map(|_| ())
     }
 
     /// Takes one if the count is above zero: `Ok(true)`; `Ok(false)` if it is zero (the wait
@@ -304,17 +323,16 @@ impl Semaphore {
     #[doc(alias = "sem_trywait")]
     #[doc(alias = "trywait")]
     pub fn try_wait(&self) -> Result<bool> {
-        loop {
-            // SAFETY: as in `post`.
-            if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
-                return Ok(true);
-            }
-            match last_errno() {
-                Errno::AGAIN => return Ok(false),
-                Errno::INTR => {}
-                errno => return Err(Error::Os { object: self.object(), operation: "sem_trywait", errno }),
+        let data = self.data();
+        let mut seen = data.load(Ordering::Relaxed);
+        while count_of(seen) > 0 {
+            // Acquire: this sees what the poster wrote before its post.
+            match data.compare_exchange_weak(seen, seen - 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Ok(true),
+                Err(now) => seen = now,
             }
         }
+        Ok(false)
     }
 
     /// Waits at most `timeout` to take one: `Ok(true)` if it did, `Ok(false)` if the time ran
@@ -322,16 +340,38 @@ impl Semaphore {
     #[doc(alias = "sem_clockwait")]
     #[doc(alias = "timedwait")]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-        let deadline = monotonic_deadline(timeout);
+        self.wait_until(Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future)))
+    }
+
+    /// The waits of glibc's `sem_clockwait`, on its layout, with bounded sleeps: registers as a
+    /// waiter (so that posts wake it), sleeps while the count is zero, and takes one.
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool> {
+        if self.try_wait()? {
+            return Ok(true);
+        }
+        let data = self.data();
+        let mut seen = update(data, |d| with_waiters(d, waiters_of(d).saturating_add(1)));
         loop {
-            // SAFETY: as in `post`; `deadline` is a valid timespec for the call.
-            if unsafe { sem_clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, &raw const deadline) } == 0 {
-                return Ok(true);
+            if count_of(seen) == 0 {
+                // SAFETY: the count word lies in the semaphore, mapped while `self` lives.
+                match unsafe { futex::wait(self.count_word(), 0, deadline) } {
+                    Ok(Woken::LookAgain) => {}
+                    Ok(Woken::DeadlinePassed) => {
+                        update(data, |d| with_waiters(d, waiters_of(d).saturating_sub(1)));
+                        return Ok(false);
+                    }
+                    Err(errno) => {
+                        update(data, |d| with_waiters(d, waiters_of(d).saturating_sub(1)));
+                        return Err(Error::Os { object: self.object(), operation: "futex wait", errno });
+                    }
+                }
+                seen = data.load(Ordering::Relaxed);
+                continue;
             }
-            match last_errno() {
-                Errno::TIMEDOUT => return Ok(false),
-                Errno::INTR => {}
-                errno => return Err(Error::Os { object: self.object(), operation: "sem_clockwait", errno }),
+            let taken = with_waiters(seen - 1, waiters_of(seen).saturating_sub(1));
+            match data.compare_exchange_weak(seen, taken, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Ok(true),
+                Err(now) => seen = now,
             }
         }
     }
@@ -339,11 +379,23 @@ impl Semaphore {
     /// The current count, as `sem[]` in Julia. Other processes may change it at any time.
     #[doc(alias = "sem_getvalue")]
     pub fn value(&self) -> u32 {
-        let mut value: libc::c_int = 0;
-        // SAFETY: as in `post`; `value` is a valid, writable int. glibc's `sem_getvalue` cannot
-        // fail and never gives a negative count.
-        unsafe { libc::sem_getvalue(self.sem.as_ptr(), &raw mut value) };
-        value.max(0).cast_unsigned()
+        count_of(self.data().load(Ordering::Relaxed))
+    }
+
+    /// The word of glibc's `sem_t` (64-bit layout) that holds the count (low 32 bits) and the
+    /// number of waiters (high 32 bits).
+    fn data(&self) -> &AtomicU64 {
+        // SAFETY: `sem` points to a `sem_t` (32 bytes, aligned to 8) in memory that `origin`
+        // keeps mapped for the life of `self`; its first 8 bytes are that word, which every
+        // process accesses atomically (glibc as well), and any bits are a valid `AtomicU64`.
+        unsafe { &*self.sem.as_ptr().cast::<AtomicU64>() }
+    }
+
+    /// The 32-bit half of [`data`](Self::data) that holds the count: the futex word.
+    fn count_word(&self) -> *const u32 {
+        let offset = usize::from(cfg!(target_endian = "big"));
+        // SAFETY: within the 8 bytes of the data word.
+        unsafe { self.sem.as_ptr().cast::<u32>().add(offset).cast_const() }
     }
 
     /// The semaphore as errors name it.
@@ -358,6 +410,38 @@ impl Semaphore {
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Semaphore").field("object", &self.object()).field("value", &self.value()).finish()
+    }
+}
+
+/// The count in the data word of a `sem_t`.
+fn count_of(data: u64) -> u32 {
+    // The low 32 bits: truncation intended.
+    #[allow(clippy::cast_possible_truncation)]
+    let count = data as u32;
+    count
+}
+
+/// The number of registered waiters in the data word of a `sem_t`.
+fn waiters_of(data: u64) -> u32 {
+    // The high 32 bits: fits.
+    #[allow(clippy::cast_possible_truncation)]
+    let waiters = (data >> 32) as u32;
+    waiters
+}
+
+/// The data word with its number of waiters replaced by `waiters`.
+fn with_waiters(data: u64, waiters: u32) -> u64 {
+    (u64::from(waiters) << 32) | u64::from(count_of(data))
+}
+
+/// Atomically replaces the data word by `change` of it; returns the new word.
+fn update(data: &AtomicU64, change: impl Fn(u64) -> u64) -> u64 {
+    let mut seen = data.load(Ordering::Relaxed);
+    loop {
+        match data.compare_exchange_weak(seen, change(seen), Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return change(seen),
+            Err(now) => seen = now,
+        }
     }
 }
 
@@ -409,4 +493,11 @@ fn renamed(mut error: Error, name: &str) -> Error {
         _ => {}
     }
     error
+}
+
+/// The place at `offset` of `shm` for a `Repr`, with its atomics claimed.
+fn place(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr>(shm, offset)?;
+    place.claim::<AtomicU64>(std::mem::offset_of!(Repr, sem), 1)?;
+    Ok(place)
 }

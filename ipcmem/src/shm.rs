@@ -3,7 +3,8 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::access;
 use crate::error::{Error, Result};
@@ -16,8 +17,9 @@ use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL, SHM_HUGETLB};
 /// segment (by key or id).
 ///
 /// Dropping the handle unmaps (detaches) it; a *volatile* object is destroyed when its last
-/// handle, in any process, is gone. Objects are volatile unless [`ShmOptions::volatile`] says
-/// otherwise, as in the Julia package.
+/// holding handle, in any process, is gone (a handle opened to look does not hold: see
+/// [`Holding`]). Objects are volatile unless [`ShmOptions::volatile`] says otherwise, as in the
+/// Julia package.
 ///
 /// Memory that other processes may write at any time is never handed out as `&[u8]` by safe
 /// code: copy in and out with [`read_at`](Self::read_at) and [`write_at`](Self::write_at), use
@@ -38,6 +40,13 @@ use crate::sysv::{self, ShmFlags, IPC_CREAT, IPC_EXCL, SHM_HUGETLB};
 pub struct SharedMemory {
     backing: Backing,
     readonly: bool,
+    /// The last word that `load_u32`/`load_u64` claimed, as its offset times 2, plus 1 for a
+    /// 64-bit word (`usize::MAX`: none), so that polling one word claims it once, not at every
+    /// load.
+    last_loaded: AtomicUsize,
+    /// The copy of `read_at` and `write_at`, ready (its fault handler installed) since the
+    /// handle was made.
+    copier: access::Copier,
 }
 
 enum Backing {
@@ -46,8 +55,8 @@ enum Backing {
 }
 
 // SAFETY: the handle owns its mapping, valid in the whole process; every safe access to the
-// memory is atomic, so using the handle from several threads races no more than several
-// processes do.
+// memory is an atomic (of one width per byte, see `access::claims`) or a copy of `access`,
+// so using the handle from several threads races no more than several processes do.
 unsafe impl Send for SharedMemory {}
 // SAFETY: as above: `&SharedMemory` gives only atomic access or raw pointers.
 unsafe impl Sync for SharedMemory {}
@@ -80,6 +89,28 @@ pub enum Access {
     ReadOnly,
 }
 
+/// Whether an opened handle holds a volatile object or only looks at it.
+///
+/// Every handle that **holds** a volatile POSIX object keeps it alive, and the last holder to
+/// go (drop, exit, crash of the others) removes it. A handle that **looks** keeps nothing
+/// alive and never removes anything: an object whose holders are all gone stays in place,
+/// abandoned, for [`crate::gc`] to collect, whoever looked at it meanwhile.
+///
+/// Which to choose: a process that means to *use* the object (a producer, or a consumer that
+/// reads frames from it, read-only or not) holds it, as in the Julia package: its drop may be
+/// the one that removes the object. Tools and code that only inspect (a listing, a dump of the
+/// bytes, `array::inspect`, the `ipcmem` commands `read`, `write`, `info`, `list` and
+/// `array show`) look. A creator always holds what it makes. System V segments are unaffected:
+/// the kernel counts attachments, and a look attaches as any handle does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Holding {
+    /// Keep a volatile object alive while the handle lives; the last holder removes it.
+    #[default]
+    Hold,
+    /// Only look: keep nothing alive, never remove.
+    Look,
+}
+
 /// Options for making or opening a [`SharedMemory`], in the style of `std::fs::OpenOptions`.
 ///
 /// ```
@@ -101,6 +132,8 @@ pub struct ShmOptions {
     prefault: bool,
     huge_pages: bool,
     lock: bool,
+    holding: Holding,
+    lock_wait: Duration,
 }
 
 impl Default for ShmOptions {
@@ -113,6 +146,8 @@ impl Default for ShmOptions {
             prefault: false,
             huge_pages: false,
             lock: false,
+            holding: Holding::Hold,
+            lock_wait: posix::LOCK_WAIT,
         }
     }
 }
@@ -231,16 +266,44 @@ impl ShmOptions {
         self
     }
 
+    /// Whether a handle that [`open`](Self::open) gives holds a volatile object or only looks at
+    /// it (default [`Holding::Hold`]; see [`Holding`] for which to choose). Has no effect on
+    /// creation: a creator holds what it makes.
+    ///
+    /// ```
+    /// use ipcmem::{shm::Holding, SharedMemory};
+    /// let name = format!("/ipcmem-doc-look-{}", std::process::id());
+    /// let shm = SharedMemory::create(name.as_str(), 64)?;
+    /// let look = SharedMemory::options().readonly(true).holding(Holding::Look).open(name.as_str())?;
+    /// drop(shm); // the last holder: the object is removed, the look keeps its mapping
+    /// assert!(SharedMemory::open(name.as_str()).is_err());
+    /// # Ok::<(), ipcmem::Error>(())
+    /// ```
+    pub fn holding(mut self, holding: Holding) -> ShmOptions {
+        self.holding = holding;
+        self
+    }
+
+    /// How long [`open`](Self::open) of a volatile POSIX object waits for its shared lock while
+    /// another process holds an exclusive `flock` on it (default [`posix::LOCK_WAIT`], 1 s);
+    /// past it, [`Error::Locked`]. ipcmem takes the exclusive lock only for the moment of a
+    /// removal: a longer one is another program's (`flock -x`), which must not hang the opener.
+    pub fn lock_wait(mut self, wait: Duration) -> ShmOptions {
+        self.lock_wait = wait;
+        self
+    }
+
     /// Makes a new object of `len` bytes; fails with [`Error::AlreadyExists`] if it exists.
     ///
     /// `id` is a POSIX name (`"/name"`), a [`Key`], or [`Key::PRIVATE`] for a new System V
     /// segment reachable only by its id.
     ///
     /// A volatile POSIX object appears under its name only once it is complete (sized, marked,
-    /// locked). A persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make
-    /// it, which saves a directory operation: for a few microseconds it has size 0, and openers
-    /// wait for its size. To fill an object before anyone can see it, use
-    /// [`create_with`](Self::create_with).
+    /// locked), as does one made with [`reserve`](Self::reserve), whose allocation takes long. A
+    /// plain persistent one is made as `shm_open(O_CREAT | O_EXCL)` and `ftruncate` make it,
+    /// which saves a directory operation: for a few microseconds it has size 0, and openers wait
+    /// for its size (see [`crate::posix`] for what happens if its creator dies then). To fill an
+    /// object before anyone can see it, use [`create_with`](Self::create_with).
     pub fn create(&self, id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
         self.create_filled(&id.into(), len, Fill::None, |_| ())
     }
@@ -274,11 +337,13 @@ impl ShmOptions {
                 readonly,
                 huge_pages: self.huge_pages,
                 prefault: self.prefault || self.lock,
+                hold: self.holding == Holding::Hold,
+                lock_wait: self.lock_wait,
             })?),
             Id::Key(key) => Backing::SysV(sysv::shmat(sysv::get_existing(key, 0)?, readonly)?),
             Id::Shm(id) => Backing::SysV(sysv::shmat(id, readonly)?),
         };
-        let shm = SharedMemory { backing, readonly };
+        let shm = SharedMemory::new(backing, readonly);
         self.make_ready(&shm)?;
         Ok(shm)
     }
@@ -338,6 +403,14 @@ impl ShmOptions {
                     .into(),
             });
         }
+        if self.reserve && matches!(id, Id::Name(_)) {
+            // Allocating a reserved object takes long: open one that exists rather than
+            // allocate another only to find the name taken.
+            match self.open_at_least(id, len) {
+                Err(Error::NotFound { .. }) => {}
+                opened => return opened.map(|shm| (shm, Outcome::Opened)),
+            }
+        }
         let mut init = Some(init);
         let mut nameless = None;
         for _ in 0..OPEN_OR_CREATE_TRIES {
@@ -347,14 +420,7 @@ impl ShmOptions {
                 Err(Error::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error),
             }
-            match self.open(id) {
-                Ok(shm) if shm.len() < len => {
-                    return Err(Error::InvalidSize {
-                        object: id.to_string(),
-                        size: len as u64,
-                        reason: "the existing object is smaller than the size asked for",
-                    })
-                }
+            match self.open_at_least(id, len) {
                 Ok(shm) => return Ok((shm, Outcome::Opened)),
                 // Removed between our create and our open: try again.
                 Err(Error::NotFound { .. }) => {}
@@ -365,6 +431,19 @@ impl ShmOptions {
             object: id.to_string(),
             reason: format!("created and removed by others {OPEN_OR_CREATE_TRIES} times while opening: giving up"),
         })
+    }
+
+    /// Opens the existing object `id`, which must have at least `len` bytes.
+    fn open_at_least(&self, id: &Id, len: usize) -> Result<SharedMemory> {
+        let shm = self.open(id.clone())?;
+        if shm.len() < len {
+            return Err(Error::InvalidSize {
+                object: id.to_string(),
+                size: len as u64,
+                reason: "the existing object is smaller than the size asked for",
+            });
+        }
+        Ok(shm)
     }
 
     fn check_perms(&self, id: &dyn fmt::Display) -> Result<u32> {
@@ -440,7 +519,7 @@ impl ShmOptions {
             prefault: self.prefault || self.lock,
             direct: fill == Fill::None,
         };
-        let shm = SharedMemory { backing: Backing::Posix(posix::Object::create_unpublished(&spec)?), readonly: false };
+        let shm = SharedMemory::new(Backing::Posix(posix::Object::create_unpublished(&spec)?), false);
         // Unpublished: on an error the object vanishes with `shm`.
         self.make_ready(&shm)?;
         init(&shm);
@@ -457,9 +536,13 @@ impl ShmOptions {
             });
         }
         let huge = if self.huge_pages { SHM_HUGETLB } else { ShmFlags::default() };
-        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(perms) | huge)?;
+        let volatile = self.persistence == Persistence::Volatile;
+        // A volatile segment carries the mode of a creation under way until it is marked for
+        // removal, so that gc can tell it if this process dies before (see `sysv`).
+        let creating = if volatile { sysv::CREATING_MODE } else { perms };
+        let id = sysv::shmget(key, len, IPC_CREAT | IPC_EXCL | ShmFlags::perms(creating) | huge)?;
         let shm = match sysv::attach(id, len, false) {
-            Ok(attachment) => SharedMemory { backing: Backing::SysV(attachment), readonly: false },
+            Ok(attachment) => SharedMemory::new(Backing::SysV(attachment), false),
             Err(error) => {
                 let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
                 return Err(error);
@@ -469,9 +552,13 @@ impl ShmOptions {
             let _ = sysv::shmctl(id, sysv::ShmCommand::Remove);
             return Err(error);
         }
-        if self.persistence == Persistence::Volatile {
+        if volatile {
             // From now on the kernel destroys the segment at the last detach, even after a crash.
             sysv::shmctl(id, sysv::ShmCommand::Remove)?;
+            if perms != sysv::CREATING_MODE {
+                let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+                sysv::shmctl(id, sysv::ShmCommand::Set { uid, gid, perms })?;
+            }
         }
         init(&shm);
         Ok(shm)
@@ -479,6 +566,10 @@ impl ShmOptions {
 }
 
 impl SharedMemory {
+    fn new(backing: Backing, readonly: bool) -> SharedMemory {
+        SharedMemory { backing, readonly, last_loaded: AtomicUsize::new(usize::MAX), copier: access::Copier::new() }
+    }
+
     /// Makes a new volatile object of `len` bytes with mode 0o600, as
     /// `SharedMemory(id, len)` in Julia. See [`ShmOptions::create`].
     pub fn create(id: impl Into<Id>, len: usize) -> Result<SharedMemory> {
@@ -490,9 +581,16 @@ impl SharedMemory {
         ShmOptions::new().open(id)
     }
 
-    /// Opens an existing object read-only, as `SharedMemory(id; readonly=true)` in Julia.
+    /// Opens an existing object read-only, as `SharedMemory(id; readonly=true)` in Julia. The
+    /// handle holds a volatile object (see [`Holding`]): use [`look`](Self::look) to inspect.
     pub fn open_readonly(id: impl Into<Id>) -> Result<SharedMemory> {
         ShmOptions::new().readonly(true).open(id)
+    }
+
+    /// Opens an existing object read-only to look at it ([`Holding::Look`]): the handle keeps
+    /// a volatile object alive no more than a listing does, and never removes it.
+    pub fn look(id: impl Into<Id>) -> Result<SharedMemory> {
+        ShmOptions::new().readonly(true).holding(Holding::Look).open(id)
     }
 
     /// The options builder.
@@ -509,6 +607,7 @@ impl SharedMemory {
     }
 
     /// The exact size in bytes, as `sizeof(shm)` in Julia.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.backing {
             Backing::Posix(object) => object.len(),
@@ -536,12 +635,14 @@ impl SharedMemory {
     }
 
     /// The base address, as `pointer(shm)` in Julia.
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.base().as_ptr()
     }
 
     /// The base address for writing through `unsafe` code. Writing through it on a read-only
     /// handle kills the process with `SIGSEGV`: the mapping has no write permission.
+    #[inline]
     pub fn as_mut_ptr(&self) -> *mut u8 {
         self.base().as_ptr()
     }
@@ -555,6 +656,7 @@ impl SharedMemory {
         }
     }
 
+    #[inline]
     fn base(&self) -> NonNull<u8> {
         match &self.backing {
             Backing::Posix(object) => object.ptr(),
@@ -575,37 +677,50 @@ impl SharedMemory {
     /// Copies `buf.len()` bytes at `offset` into `buf`.
     ///
     /// The copy is sound whatever other threads and processes do meanwhile (bytes written
-    /// concurrently may come out as a mix of old and new), as fast as `memcpy`, and on x86_64
-    /// fault-safe: if another process shrank the object under it, the error says so
-    /// ([`Error::Shrunk`]) instead of the process dying of `SIGBUS`. See the `access` module
-    /// of the sources for how, and for why it is sound.
+    /// concurrently may come out as a mix of old and new), as fast as `memcpy`, and on
+    /// `x86_64` and `aarch64` fault-safe: if another process shrank the object under it, the
+    /// error says so ([`Error::Shrunk`]) instead of the process dying of `SIGBUS`. See the
+    /// `access` module of the sources for how, and for why it is sound.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len())?;
         // SAFETY: the range lies within the mapping (checked above), which lives as long as
         // `self`; `buf` is private memory; `access::load` is sound against concurrent writers.
-        let copied = unsafe { access::load(self.as_ptr().add(offset), buf) };
+        let copied = unsafe { self.copier.load(self.as_ptr().add(offset), buf) };
         copied.map_err(|fault| self.fault_error(fault, offset, buf.len()))
     }
 
     /// Copies `data` to `offset`. Fails on a read-only handle.
     ///
-    /// As [`read_at`](Self::read_at): sound, as fast as `memcpy`, and on x86_64 fault-safe: a
-    /// full `/dev/shm` when a page of a sparse object is first written is the error
-    /// [`Limit::NoSpace`](crate::Limit::NoSpace) instead of a `SIGBUS`.
+    /// As [`read_at`](Self::read_at): sound, as fast as `memcpy`, and on `x86_64` and
+    /// `aarch64` fault-safe: a full `/dev/shm` when a page of a sparse object is first written
+    /// is the error [`Limit::NoSpace`](crate::Limit::NoSpace) instead of a `SIGBUS`.
+    #[inline]
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, data.len())?;
         // SAFETY: the range lies within the mapping, which is writable (checked above);
         // `data` is private memory; `access::store` is sound against concurrent accesses.
-        let copied = unsafe { access::store(self.as_mut_ptr().add(offset), data) };
+        let copied = unsafe { self.copier.store(self.as_mut_ptr().add(offset), data) };
         copied.map_err(|fault| self.fault_error(fault, offset, data.len()))
     }
 
     /// The error for `fault` during an access of `length` bytes at `offset`: why the mapping
     /// faulted, as far as the object's file and file system tell.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn fault_error(&self, fault: access::Fault, offset: usize, length: usize) -> Error {
         let object = self.id().to_string();
         let at = fault.address.wrapping_sub(self.as_ptr() as usize);
+        if at >= self.len().next_multiple_of(crate::page_size()) {
+            // Not the object: the caller's own buffer, itself a mapping (of a file that shrank?).
+            return Error::Fault {
+                object,
+                signal: if fault.signal == access::Signal::Bus { "SIGBUS" } else { "SIGSEGV" },
+                offset,
+                cause: format!("the caller's buffer faulted at address {:#x}, not the object", fault.address),
+            };
+        }
         let signal = match fault.signal {
             access::Signal::Bus => "SIGBUS",
             access::Signal::Segv => {
@@ -641,6 +756,10 @@ impl SharedMemory {
             }
             Some(_) => {}
         }
+        if posix.directory() != "/dev/shm" {
+            // A hugetlbfs: a huge page that could not be had.
+            return crate::huge::unavailable(&object, self.len(), crate::huge::Cause::TooFew);
+        }
         let page = crate::page_size() as u64;
         match posix.free_space() {
             Some((free, total)) if free < page * 2 => Error::LimitExceeded {
@@ -656,10 +775,7 @@ impl SharedMemory {
                 object,
                 signal,
                 offset: at,
-                cause: format!(
-                    "the kernel could not provide the page (out of memory{})",
-                    if posix.directory() == "/dev/shm" { "" } else { ", or of huge pages" }
-                ),
+                cause: "the kernel could not provide the page (out of memory?)".into(),
             },
         }
     }
@@ -683,9 +799,12 @@ impl SharedMemory {
 
     /// Loads the 32-bit word at `offset` (aligned to 4), also through a read-only handle.
     ///
-    /// The load itself is relaxed (std allows only relaxed atomic loads on read-only memory);
-    /// `Acquire` and `SeqCst` add a fence of that ordering after it, which gives the same
-    /// guarantee. `Release` and `AcqRel` make no sense for a load: an error. On a writable
+    /// The load itself is relaxed (std allows only relaxed atomic loads on read-only memory).
+    /// `Acquire` adds an acquire fence after it, which synchronises with a release store read
+    /// by the load just as an acquire load would; `SeqCst` adds a sequentially consistent
+    /// fence (a relaxed load and a `SeqCst` fence order the same as a `SeqCst` load against
+    /// other `SeqCst` fences, slightly less against `SeqCst` operations without one).
+    /// `Release` and `AcqRel` make no sense for a load: an error, not a panic. On a writable
     /// handle the word must not be part of a 64-bit atomic view (see
     /// [`atomic_u32s`](Self::atomic_u32s)).
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
@@ -720,7 +839,14 @@ impl SharedMemory {
         }
         let word = self.aligned_word::<A>(offset)?;
         if !self.readonly {
-            self.claim::<A>(offset, 1)?;
+            // Offsets are less than the object's length, far below `usize::MAX / 2`.
+            let key = offset * 2 + usize::from(size_of::<A>() == 8);
+            // Acquire/Release: whoever sees the word here sees the claim made before, and what
+            // the claim's lock ordered before it (see `access::claims`).
+            if self.last_loaded.load(Ordering::Acquire) != key {
+                self.claim::<A>(offset, 1)?;
+                self.last_loaded.store(key, Ordering::Release);
+            }
         }
         Ok(word)
     }
@@ -790,6 +916,7 @@ impl SharedMemory {
         Ok(word)
     }
 
+    #[inline]
     fn check_range(&self, offset: usize, length: usize) -> Result<()> {
         match offset.checked_add(length) {
             Some(end) if end <= self.len() => Ok(()),
@@ -797,15 +924,26 @@ impl SharedMemory {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn out_of_bounds(&self, offset: usize, length: usize) -> Error {
         Error::OutOfBounds { object: self.id().to_string(), offset, length, len: self.len() }
     }
 
+    #[inline]
     fn check_writable(&self) -> Result<()> {
         if self.readonly {
-            return Err(Error::ReadOnly { object: self.id().to_string() });
+            return Err(self.read_only());
         }
         Ok(())
+    }
+
+    /// The error of a write through this read-only handle (out of line: the checks of the
+    /// copies stay small enough to be inlined).
+    #[cold]
+    #[inline(never)]
+    fn read_only(&self) -> Error {
+        Error::ReadOnly { object: self.id().to_string() }
     }
 }
 

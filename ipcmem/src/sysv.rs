@@ -2,6 +2,19 @@
 //! `shmat`, `shmdt`, `shmctl`, `shmcfg` and `shminfo` (see `shmget(2)`, `shmat(2)`,
 //! `shmctl(2)`).
 //!
+//! **Volatile segments never leak.** A volatile segment is one marked for removal
+//! (`IPC_RMID`) while attached: the kernel frees it at its last detach, crash or not. Between
+//! `shmget` and `IPC_RMID` a kill would leave it for ever, so [`crate::ShmOptions`] makes it
+//! with the mode [`CREATING_MODE`], `0602` (the owner may attach it; others may write but, not
+//! allowed to read, cannot even attach: a pattern no program uses), attaches it, marks it for
+//! removal, and only then sets the mode asked for (`IPC_SET`). [`crate::gc`] removes a segment
+//! of the calling user with exactly that mode, not attached, not marked for removal, whose
+//! creator (`cpid`) is gone: a creation killed half way. It never touches a segment that is
+//! attached or marked for removal, nor a persistent one: ipcmem never gives a persistent
+//! segment that mode (an owner who sets it by hand, `shmcfg(id, 0o602)`, makes the segment
+//! look like an interrupted creation once its creator is gone and nobody attaches it), and
+//! another program's segment has it only if that program chose this odd mode.
+//!
 //! ```
 //! use ipcmem::{sysv, Key};
 //! let id = sysv::shmget(Key::PRIVATE, 4096, sysv::IPC_CREAT | sysv::ShmFlags::perms(0o600))?;
@@ -25,6 +38,30 @@ use crate::key::{Id, Key, ShmId};
 pub const SHM_DEST: u32 = 0o1000;
 /// `SHM_LOCKED` of `shm_perm.mode`: the segment is locked in memory.
 pub const SHM_LOCKED: u32 = 0o2000;
+
+/// The mode a volatile segment has from `shmget` until it is marked for removal, which tells
+/// an interrupted creation (see the module's docs).
+pub const CREATING_MODE: u32 = 0o602;
+
+/// Whether a segment has [`CREATING_MODE`], exactly: not marked for removal, not locked.
+pub(crate) fn has_creating_mode(info: &ShmInfo) -> bool {
+    info.mode & (0o777 | SHM_DEST | SHM_LOCKED) == CREATING_MODE
+}
+
+/// Whether a segment is a volatile creation killed before `IPC_RMID`: it has
+/// [`CREATING_MODE`], nobody attaches it, and its creator is gone. `None` where the creator
+/// cannot be seen (`cpid` 0: outside this PID namespace).
+pub(crate) fn is_unfinished(info: &ShmInfo) -> Option<bool> {
+    if !has_creating_mode(info) || info.nattch != 0 {
+        return Some(false);
+    }
+    if info.cpid <= 0 {
+        return None;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let alive = unsafe { libc::kill(info.cpid, 0) } == 0 || last_errno() == Errno::PERM;
+    Some(!alive)
+}
 
 /// Flags of [`shmget`]: [`IPC_CREAT`], [`IPC_EXCL`] and the 9 permission bits, combined with `|`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,16 +223,19 @@ pub(crate) fn attach(id: ShmId, len: usize, readonly: bool) -> Result<Attachment
 
 impl Attachment {
     /// The address of the segment in this process.
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
     /// The address, for writing (through `unsafe` code, and only if not read-only).
+    #[inline]
     pub fn as_mut_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// The exact size of the segment in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -423,10 +463,11 @@ fn control(id: ShmId, command: i32, ds: &mut libc::shmid_ds, operation: &'static
     }
     Err(match last_errno() {
         Errno::INVAL | Errno::IDRM => Error::NotFound { object: id.to_string(), hint: Some("no segment has this id") },
-        Errno::NOMEM => Error::LimitExceeded {
+        // Only SHM_LOCK meets the lock limit; any other ENOMEM is memory.
+        Errno::NOMEM if command == libc::SHM_LOCK => Error::LimitExceeded {
             object: id.to_string(),
-            limit: Limit::Memory,
-            detail: "locking needs RLIMIT_MEMLOCK or CAP_IPC_LOCK".into(),
+            limit: Limit::LockedMemory,
+            detail: "locking a segment needs RLIMIT_MEMLOCK above its size, or CAP_IPC_LOCK".into(),
         },
         errno => Error::from_errno(&id, operation, errno),
     })

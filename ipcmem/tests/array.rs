@@ -161,8 +161,11 @@ fn try_inspect_leaves_an_abandoned_volatile_array_alone() {
     // Nobody holds the object now: reading it as a file neither locks nor removes it.
     assert_eq!(array::try_inspect(&name).map(|h| h.to_string()), Some("u8 4x4".to_owned()));
     assert!(common::posix_exists(&name.to_string()));
-    // Opening it does, as any open of a volatile object that its last holder left.
+    // inspect opens it as a look: it stays for gc.
     assert_eq!(array::inspect(&name).unwrap().to_string(), "u8 4x4");
+    assert!(common::posix_exists(&name.to_string()));
+    // A consumer that opens to use it holds it, and as its last holder removes it.
+    drop(SharedArray::<u8>::open_readonly(&name).unwrap());
     assert!(!common::posix_exists(&name.to_string()));
 }
 

@@ -28,7 +28,7 @@ fn child_entry() {
     let code = match scenario.as_str() {
         "shrink" => shrink(&args[0], args[1].parse().unwrap(), args[2].parse().unwrap()),
         "full-tmpfs" => full_tmpfs(),
-        "own-handler" => own_handler(&args[0]),
+        "own-handler" => own_handler(&args[0], &args[1]),
         "no-handler" => no_handler(&args[0], &args[1], &args[2]),
         "stack-overflow" => stack_overflow(),
         other => panic!("unknown scenario {other}"),
@@ -167,10 +167,10 @@ fn writes_and_prefault_on_a_full_tmpfs_are_errors_not_signals() {
     assert_eq!(run.reports[2], "first page intact: true");
 }
 
-/// Child: installs its own SIGSEGV handler, then uses ipcmem (whose handler is installed by
-/// the first copy, over it), makes a copy fault (an error), then writes to a read-only page
-/// outside any copy: its handler runs and exits with 42.
-fn own_handler(name: &str) -> i32 {
+/// Child: installs its own SIGSEGV handler `when` ("before" or "after") ipcmem installs its
+/// own (at the first copy), makes a copy fault (before: an error), then writes to a read-only
+/// page outside any copy: its handler runs and exits with 42.
+fn own_handler(name: &str, when: &str) -> i32 {
     extern "C" fn handler(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         // SAFETY: the kernel's siginfo; write and _exit are async-signal-safe.
         unsafe {
@@ -179,17 +179,27 @@ fn own_handler(name: &str) -> i32 {
             libc::_exit(42);
         }
     }
-    // SAFETY: an SA_SIGINFO action with an async-signal-safe handler, in this child alone.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO;
-        assert_eq!(libc::sigaction(libc::SIGSEGV, &raw const action, std::ptr::null_mut()), 0);
+    let install = || {
+        // SAFETY: an SA_SIGINFO action with an async-signal-safe handler, in this child alone.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            assert_eq!(libc::sigaction(libc::SIGSEGV, &raw const action, std::ptr::null_mut()), 0);
+        }
+    };
+    if when == "before" {
+        install();
     }
     let shm = SharedMemory::create(name, 4 * 4096).unwrap();
-    regrow(name, 0);
-    let error = shm.read_at(8192, &mut [0; 16]).unwrap_err();
-    report(format!("copy: {error}"));
+    shm.write_at(0, b"installs ipcmem's handler").unwrap();
+    if when == "before" {
+        regrow(name, 0);
+        let error = shm.read_at(8192, &mut [0; 16]).unwrap_err();
+        report(format!("copy: {error}"));
+    } else {
+        install();
+    }
     let page = read_only_page();
     // SAFETY: deliberately wrong: a write to a read-only page, outside any copy of ipcmem.
     unsafe { page.write_volatile(1) };
@@ -209,14 +219,19 @@ fn read_only_page() -> *mut u8 {
 
 #[test]
 fn a_programs_own_handler_still_runs_for_faults_outside_copies() {
-    let mut guard = Guard::new();
-    let name = common::unique_name("own-handler");
-    guard.track(name.as_str());
-    let run = common::run_child("own-handler", &[&name]);
-    assert_eq!(run.status.code(), Some(42), "{run:?}");
-    assert_eq!(run.reports.len(), 2, "{run:?}");
-    assert!(run.reports[0].contains("shrunk by another process to 0 bytes"), "{run:?}");
-    assert_eq!(run.reports[1], "own handler ran");
+    for when in ["before", "after"] {
+        let mut guard = Guard::new();
+        let name = common::unique_name("own-handler");
+        guard.track(name.as_str());
+        let run = common::run_child("own-handler", &[&name, when]);
+        assert_eq!(run.status.code(), Some(42), "{when}: {run:?}");
+        let reports: Vec<&str> = run.reports.iter().map(String::as_str).collect();
+        if when == "before" {
+            assert_eq!(reports.len(), 2, "{run:?}");
+            assert!(reports[0].contains("shrunk by another process to 0 bytes"), "{run:?}");
+        }
+        assert_eq!(reports.last(), Some(&"own handler ran"), "{when}: {run:?}");
+    }
 }
 
 /// Child: uses ipcmem (its handler installed over `previous`: Rust's own, or the default
@@ -281,4 +296,27 @@ fn rust_still_reports_a_stack_overflow() {
     let run = common::run_child("stack-overflow", &[]);
     assert_eq!(run.status.signal(), Some(libc::SIGABRT), "{run:?}");
     assert!(run.stderr.contains("has overflowed its stack"), "{run:?}");
+}
+
+/// A mapping that lost its permissions (here by `mprotect` of `unsafe` code; by `munmap` it
+/// would be the same `SIGSEGV`) is its own error, naming the signal and the offset.
+#[test]
+fn a_copy_into_a_protected_mapping_is_a_segv_error() {
+    let mut guard = Guard::new();
+    let name = common::unique_name("protected");
+    guard.track(name.as_str());
+    let shm = SharedMemory::create(name.as_str(), 3 * 4096).unwrap();
+    // SAFETY: the second page of our own mapping made read-only; nothing holds a reference.
+    let protected = unsafe { libc::mprotect(shm.as_mut_ptr().add(4096).cast(), 4096, libc::PROT_READ) };
+    assert_eq!(protected, 0);
+    match shm.write_at(4000, &[1; 200]).unwrap_err() {
+        Error::Fault { object, signal, offset, cause } => {
+            assert_eq!((object.as_str(), signal, offset), (name.as_str(), "SIGSEGV", 4096));
+            assert!(cause.contains("lost its permissions"), "{cause}");
+        }
+        other => panic!("expected Error::Fault, got {other:?}"),
+    }
+    // Reading is still allowed there; the copy may have written part of the bytes.
+    let mut back = [0; 200];
+    shm.read_at(4000, &mut back).unwrap();
 }

@@ -29,9 +29,12 @@ fn child_entry() {
         ("sem-post", [shm, offset, times]) => sem_post(shm, offset.parse().unwrap(), times.parse().unwrap()),
         ("sem-attach", [shm, offset]) => sem_attach(shm, offset.parse().unwrap()),
         ("sem-umask", [name]) => sem_umask(name),
+        ("sem-glibc-wait", [name]) => sem_glibc_wait(name),
+        ("sem-ipcmem-wait", [name]) => sem_ipcmem_wait(name),
         ("mutex-hold", [shm]) => mutex_hold(shm),
         ("rwlock-hold", [shm]) => rwlock_hold(shm),
         ("rwlock-try", [shm]) => rwlock_try(shm),
+        ("contend", [shm, rounds]) => contend(shm, rounds.parse().unwrap()),
         ("cond-wait", [shm, offset]) => cond_wait(shm, offset.parse().unwrap()),
         ("event-wait", [shm, seen]) => event_wait(shm, seen.parse().unwrap()),
         ("event-pong", [shm, seen, rounds]) => event_pong(shm, seen.parse().unwrap(), rounds.parse().unwrap()),
@@ -88,15 +91,17 @@ fn wait_for_mark(shm: &SharedMemory, mut child: Child) -> Child {
     child
 }
 
-/// Whether process `pid` has a thread asleep in `FUTEX_WAIT` on a shared (not private) word,
-/// which is what a parked `Event` waiter does.
+/// Whether process `pid` has a thread asleep in a futex call on a shared (not private) word,
+/// which is what a parked `Event` or semaphore waiter does (`FUTEX_WAIT`; glibc's `sem_wait`
+/// uses `FUTEX_WAIT_BITSET`); the test harness's own threads wait on private words.
 fn parked_in_futex(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
     let futex = libc::SYS_futex.to_string();
     tasks.flatten().any(|task| {
         std::fs::read_to_string(task.path().join("syscall")).is_ok_and(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.first() == Some(&futex.as_str()) && fields.get(2) == Some(&"0x0")
+            let op = fields.get(2).and_then(|op| u32::from_str_radix(op.trim_start_matches("0x"), 16).ok());
+            fields.first() == Some(&futex.as_str()) && op.is_some_and(|op| op & libc::FUTEX_PRIVATE_FLAG as u32 == 0)
         })
     })
 }
@@ -160,6 +165,49 @@ fn rwlock_hold(shm: &str) -> i32 {
     mark(&shm).store(1, Ordering::Release);
     std::thread::sleep(common::CHILD_TIMEOUT);
     3
+}
+
+/// Where `contend` finds its objects: a read-write lock over a pair, a semaphore used as a lock
+/// over a counter, the counter.
+const CONTEND_LOCK: usize = 0;
+const CONTEND_SEM: usize = 256;
+const CONTEND_COUNTER: usize = 512;
+
+/// `rounds` times: adds one to both words of the pair under the write lock, checks under a read
+/// lock that they are equal, and adds one to the counter under the semaphore; reports the
+/// pairs found unequal.
+fn contend(shm: &str, rounds: u64) -> i32 {
+    let shm = open_shared(shm);
+    let lock = RwLock::<Pair>::attach_at(&shm, CONTEND_LOCK).expect("attach the lock");
+    let sem = Semaphore::attach_at(&shm, CONTEND_SEM).expect("attach the semaphore");
+    let counter = &shm.atomic_u64s(CONTEND_COUNTER, 1).unwrap()[0];
+    let mut torn = 0;
+    for round in 0..rounds {
+        // Now and then a holder gives up its CPU: the others find the lock taken and park.
+        let linger = || {
+            if round % 8 == 0 {
+                std::thread::yield_now();
+            }
+        };
+        lock.write().unwrap().update(|pair| {
+            pair[0] += 1;
+            linger();
+            pair[1] += 1;
+        });
+        let reading = lock.read().unwrap();
+        let pair = reading.get();
+        linger();
+        drop(reading);
+        torn += u32::from(pair[0] != pair[1]);
+        sem.wait().unwrap();
+        // A plain read-modify-write, not fetch_add: only the semaphore keeps it whole.
+        let count = counter.load(Ordering::Relaxed);
+        linger();
+        counter.store(count + 1, Ordering::Relaxed);
+        sem.post().unwrap();
+    }
+    report(format!("torn {torn}"));
+    0
 }
 
 /// While the parent holds a read lock: may this process read, and write?
@@ -334,6 +382,66 @@ fn named_semaphore_is_the_one_sem_open_sees() {
     assert_eq!(sem.value(), 1);
 }
 
+/// Opens the named semaphore with glibc's `sem_open` and waits in glibc's `sem_wait`.
+fn sem_glibc_wait(name: &str) -> i32 {
+    let c_name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: a valid C string; without O_CREAT, sem_open takes no further arguments.
+    let raw = unsafe { libc::sem_open(c_name.as_ptr(), 0) };
+    assert_ne!(raw, libc::SEM_FAILED, "sem_open: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is the semaphore sem_open returned, closed right after.
+    let code = unsafe {
+        let code = libc::sem_wait(raw);
+        libc::sem_close(raw);
+        code
+    };
+    report(format!("sem_wait {code}"));
+    0
+}
+
+/// Opens the named semaphore with ipcmem and waits in ipcmem's `wait`.
+fn sem_ipcmem_wait(name: &str) -> i32 {
+    let sem = Semaphore::open(name).unwrap();
+    sem.wait().unwrap();
+    report("waited");
+    0
+}
+
+/// ipcmem's waits and posts follow glibc's layout: a post of either wakes a waiter of the other,
+/// parked in another process.
+#[test]
+fn semaphore_waits_and_posts_interoperate_with_glibc() {
+    let mut sems = SemGuard::default();
+    let name = sems.name("glibc-wake");
+    let sem = Semaphore::create(&name, 0).unwrap();
+
+    let mut glibc_waiter = spawn("sem-glibc-wait", &[&name]);
+    if !wait_until(PATIENCE, || parked_in_futex(glibc_waiter.id())) {
+        let _ = glibc_waiter.kill();
+        panic!("glibc's sem_wait never parked: {:?}", wait_child(glibc_waiter));
+    }
+    sem.post().unwrap();
+    let run = wait_child(glibc_waiter);
+    assert_eq!(run.report(), "sem_wait 0", "{run:?}");
+
+    let mut ipcmem_waiter = spawn("sem-ipcmem-wait", &[&name]);
+    if !wait_until(PATIENCE, || parked_in_futex(ipcmem_waiter.id())) {
+        let _ = ipcmem_waiter.kill();
+        panic!("ipcmem's wait never parked: {:?}", wait_child(ipcmem_waiter));
+    }
+    let c_name = std::ffi::CString::new(name.as_str()).unwrap();
+    // SAFETY: a valid C string; without O_CREAT, sem_open takes no further arguments.
+    let raw = unsafe { libc::sem_open(c_name.as_ptr(), 0) };
+    assert_ne!(raw, libc::SEM_FAILED, "sem_open: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` is the semaphore sem_open returned, closed right after.
+    unsafe {
+        assert_eq!(libc::sem_post(raw), 0);
+        libc::sem_close(raw);
+    }
+    let run = wait_child(ipcmem_waiter);
+    assert_eq!(run.report(), "waited", "{run:?}");
+    assert_eq!(sem.value(), 0);
+}
+
 #[test]
 fn semaphore_bad_input_is_a_clear_error() {
     let mut guard = Guard::new();
@@ -455,6 +563,28 @@ fn rwlock_readers_share_writers_exclude_across_processes() {
     drop(read);
     lock.write().unwrap().set(43);
     assert_eq!(lock.read().unwrap().get(), 43);
+}
+
+/// ipcmem's own read-write lock and semaphore keep their promises under contention: 4 processes
+/// take them 20000 times each, parking and waking one another; no update is lost, no reader
+/// sees a half-made pair.
+#[test]
+fn own_locks_and_semaphores_exclude_under_contention_across_processes() {
+    const PROCESSES: u64 = 4;
+    const ROUNDS: u64 = 20_000;
+    let mut guard = Guard::new();
+    let (shm, name) = shared(&mut guard, "contend");
+    let lock = RwLock::init_at(&shm, CONTEND_LOCK, [0_u64; 2]).unwrap();
+    let _sem = Semaphore::init_at(&shm, CONTEND_SEM, 1).unwrap();
+    let rounds = ROUNDS.to_string();
+    let children: Vec<Child> = (0..PROCESSES).map(|_| spawn("contend", &[&name, &rounds])).collect();
+    for child in children {
+        let run = wait_child(child);
+        assert!(run.status.success(), "{run:?}");
+        assert_eq!(run.report(), "torn 0", "{run:?}");
+    }
+    assert_eq!(lock.read().unwrap().get(), [PROCESSES * ROUNDS; 2], "no update of the pair lost");
+    assert_eq!(shm.load_u64(CONTEND_COUNTER, Ordering::SeqCst).unwrap(), PROCESSES * ROUNDS, "no count lost");
 }
 
 #[test]

@@ -670,7 +670,11 @@ fn key_from_path() {
     assert!(matches!(zero, Error::InvalidArgument { .. }), "{zero:?}");
     assert!(zero.to_string().starts_with(path), "{zero}");
     let missing = Key::from_path("/nonexistent/ipcmem-test", 1).unwrap_err();
-    assert!(matches!(missing, Error::NotFound { .. }), "{missing:?}");
+    assert!(matches!(missing, Error::Os { operation: "ftok", .. }), "{missing:?}");
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    let message = missing.to_string();
+    assert!(message.starts_with("/nonexistent/ipcmem-test: ftok failed: "), "{message}");
+    assert!(!message.contains("shared memory"), "{message}");
 }
 
 // 9. Errors name the object and map to io::Error kinds.

@@ -40,7 +40,7 @@ pub(crate) struct Conflict {
 /// Claims `len` bytes at `start` (aligned to `width`, `len` a multiple of it) as atomics of
 /// `width` bytes.
 pub(crate) fn claim(start: usize, len: usize, width: usize) -> Result<(), Conflict> {
-    debug_assert!(start % width == 0 && len % width == 0);
+    debug_assert!(start.is_multiple_of(width) && len.is_multiple_of(width));
     let end = start + len;
     if len == 0 {
         return Ok(());
@@ -79,11 +79,22 @@ fn settled(claims: &[Claim], start: usize, end: usize, width: usize) -> Option<R
     overlapping.any(|c| c.start <= start && end <= c.end).then_some(Ok(()))
 }
 
-/// Forgets every claim within `start..start + len` (a mapping being unmapped).
+/// Forgets the claims of the bytes `start..start + len` (a mapping being unmapped), keeping
+/// those of the bytes around them.
 pub(crate) fn release(start: usize, len: usize) {
     let end = start + len;
     let mut claims = CLAIMS.write().unwrap_or_else(PoisonError::into_inner);
-    claims.retain(|c| c.end <= start || end <= c.start);
+    let Some(first) = claims.iter().position(|c| c.end > start && c.start < end) else { return };
+    let last = claims[first..].iter().take_while(|c| c.start < end).count() + first;
+    let (head, tail) = (claims[first], claims[last - 1]);
+    let mut kept = Vec::with_capacity(2);
+    if head.start < start {
+        kept.push(Claim { end: start, ..head });
+    }
+    if tail.end > end {
+        kept.push(Claim { start: end, ..tail });
+    }
+    claims.splice(first..last, kept);
 }
 
 /// The table, for reading (the portable copy holds it for the whole copy).
@@ -124,5 +135,53 @@ mod tests {
         release(BASE, 128);
         assert_eq!(claim(BASE, 8, 8), Ok(()));
         release(BASE, 128);
+    }
+
+    /// Another region than the test above: the table is process-wide.
+    const PROPTEST_BASE: usize = 0x7ffe_0000_0000;
+    const SPAN: usize = 256;
+
+    proptest::proptest! {
+        /// Any sequence of claims and releases agrees with a model that keeps a width per byte:
+        /// a claim fails exactly when one of its bytes has another width, and the table stays
+        /// sorted, disjoint, and merged.
+        #[test]
+        #[cfg_attr(miri, ignore = "a property test: thousands of cases")]
+        fn claims_agree_with_a_width_per_byte(
+            steps in proptest::collection::vec((0_usize..3, 0_usize..SPAN / 4, 1_usize..8), 1..40)
+        ) {
+            let mut model = [0_usize; SPAN];
+            for (kind, at, words) in steps {
+                if kind == 2 {
+                    let start = at * 8 % SPAN;
+                    let len = (words * 16).min(SPAN - start);
+                    release(PROPTEST_BASE + start, len);
+                    model[start..start + len].fill(0);
+                    continue;
+                }
+                let width = if kind == 0 { 4 } else { 8 };
+                let start = at * 4 / width * width;
+                let len = (words * width).min(SPAN - start) / width * width;
+                let expected = model[start..start + len].iter().all(|w| *w == 0 || *w == width);
+                let got = claim(PROPTEST_BASE + start, len, width);
+                proptest::prop_assert_eq!(got.is_ok(), expected);
+                if expected {
+                    model[start..start + len].fill(width);
+                }
+                let claims = read();
+                let ours: Vec<Claim> = overlapping(&claims, PROPTEST_BASE, PROPTEST_BASE + SPAN).copied().collect();
+                drop(claims);
+                for pair in ours.windows(2) {
+                    proptest::prop_assert!(pair[0].end <= pair[1].start);
+                    proptest::prop_assert!(pair[0].end < pair[1].start || pair[0].width != pair[1].width);
+                }
+                let mut table = [0_usize; SPAN];
+                for c in &ours {
+                    table[c.start - PROPTEST_BASE..c.end - PROPTEST_BASE].fill(c.width);
+                }
+                proptest::prop_assert_eq!(table, model);
+            }
+            release(PROPTEST_BASE, SPAN);
+        }
     }
 }

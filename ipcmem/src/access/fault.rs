@@ -1,17 +1,19 @@
 //! The `SIGBUS`/`SIGSEGV` handler that turns a fault inside the copy routine into an error.
 //!
 //! **What is installed, and when.** One handler for `SIGBUS` and one for `SIGSEGV` (the same
-//! function), installed once per process by [`install`], which the first fault-safe access
-//! calls (a copy in or out of shared memory, or a page touched by prefault), not before. It is
+//! function), installed once per process by [`install`], when the process makes its first
+//! `SharedMemory` handle (or, before that, makes its first copy or prefault touch through the
+//! crate's internal `load`/`store`/`touch`), not before: a program that links ipcmem but maps
+//! no shared memory never gets it. It is
 //! installed with `SA_SIGINFO | SA_ONSTACK` (it runs on the thread's alternate signal stack if
 //! there is one, as Rust's own stack-overflow handler does), the signal mask and `SA_RESTART`
 //! of the action it replaces. It is never uninstalled, except as said below for a fault that
 //! kills the process.
 //!
 //! **What it does.** For a fault raised by the kernel (`si_code > 0`) whose instruction lies in
-//! the copy routines ([`super::x86_64`]), it sets the interrupted context's instruction pointer
-//! to the routine's fix-up, with the signal number and faulting address in the registers the
-//! routine returns, and returns: the routine returns the fault to its caller, which turns it
+//! the copy routines (of `x86_64` or `aarch64`), it sets the interrupted context's instruction
+//! pointer to the routine's fix-up, with the signal number and faulting address in the
+//! registers the routine returns, and returns: the routine returns the fault to its caller, which turns it
 //! into an [`Error`](crate::Error). Nothing else changes: the thread goes on, other threads
 //! never noticed.
 //!
@@ -36,7 +38,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock};
 
-use super::x86_64;
+use super::routine;
 
 /// The action installed before ours, for one signal.
 struct Previous {
@@ -90,18 +92,46 @@ fn install_for(signal: c_int, previous: &OnceLock<Previous>) {
 extern "C" fn on_fault(signal: c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid `siginfo_t` and `ucontext_t` to an SA_SIGINFO handler.
     unsafe {
-        let context = context.cast::<libc::ucontext_t>();
-        let registers = &mut (*context).uc_mcontext.gregs;
-        let pc = registers[libc::REG_RIP as usize] as usize;
-        let (begin, end, fixup) = x86_64::code_range(AVX.load(Ordering::Relaxed));
-        if (*info).si_code > 0 && (begin..end).contains(&pc) {
-            registers[libc::REG_RIP as usize] = fixup as i64;
-            registers[libc::REG_RAX as usize] = i64::from(signal);
-            registers[libc::REG_RDX as usize] = (*info).si_addr() as i64;
+        let (begin, end, fixup) = routine::code_range(AVX.load(Ordering::Relaxed));
+        let registers = &mut (*context.cast::<libc::ucontext_t>()).uc_mcontext;
+        if (*info).si_code > 0 && (begin..end).contains(&pc(registers)) {
+            resume(registers, fixup, signal, (*info).si_addr() as usize);
             return;
         }
-        pass_on(signal, info, context.cast());
+        pass_on(signal, info, context);
     }
+}
+
+/// The interrupted instruction's address.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation, reason = "a register holds an address as 64 bits")]
+fn pc(registers: &libc::mcontext_t) -> usize {
+    registers.gregs[libc::REG_RIP as usize] as usize
+}
+
+/// Makes the interrupted routine go on at `fixup`, returning `signal` and `address`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::cast_possible_wrap, reason = "a register holds an address as 64 bits")]
+fn resume(registers: &mut libc::mcontext_t, fixup: usize, signal: c_int, address: usize) {
+    registers.gregs[libc::REG_RIP as usize] = fixup as i64;
+    registers.gregs[libc::REG_RAX as usize] = i64::from(signal);
+    registers.gregs[libc::REG_RDX as usize] = address as i64;
+}
+
+/// The interrupted instruction's address.
+#[cfg(target_arch = "aarch64")]
+#[allow(clippy::cast_possible_truncation, reason = "a register holds an address as 64 bits")]
+fn pc(registers: &libc::mcontext_t) -> usize {
+    registers.pc as usize
+}
+
+/// Makes the interrupted routine go on at `fixup`, returning `signal` and `address`.
+#[cfg(target_arch = "aarch64")]
+#[allow(clippy::cast_sign_loss, reason = "signal numbers are positive")]
+fn resume(registers: &mut libc::mcontext_t, fixup: usize, signal: c_int, address: usize) {
+    registers.pc = fixup as u64;
+    registers.regs[0] = signal as u64;
+    registers.regs[1] = address as u64;
 }
 
 /// Runs the action installed before ours, as the kernel would have.

@@ -1,4 +1,4 @@
-//! The copy routine of x86_64: plain moves (`mov`, `movups`, `vmovdqu`, `rep movsb`,
+//! The copy routine of `x86_64`: plain moves (`mov`, `movups`, `vmovdqu`, `rep movsb`,
 //! `movntdq`) between two labels, so that the fault handler ([`super::fault`]) knows every
 //! instruction that may fault on the shared mapping, and a fix-up address where such a fault
 //! resumes.
@@ -53,22 +53,22 @@ pub(super) struct Strategy {
 std::arch::global_asm!(
     ".pushsection .text.ipcmem_access,\"ax\",@progbits",
     ".p2align 6",
-    ".globl __ipcmem_access_begin",
-    ".hidden __ipcmem_access_begin",
-    ".globl __ipcmem_access_copy",
-    ".hidden __ipcmem_access_copy",
-    ".globl __ipcmem_access_touch_read",
-    ".hidden __ipcmem_access_touch_read",
-    ".globl __ipcmem_access_touch_write",
-    ".hidden __ipcmem_access_touch_write",
-    ".globl __ipcmem_access_end",
-    ".hidden __ipcmem_access_end",
-    ".globl __ipcmem_access_fixup_avx",
-    ".hidden __ipcmem_access_fixup_avx",
-    ".globl __ipcmem_access_fixup",
-    ".hidden __ipcmem_access_fixup",
-    "__ipcmem_access_begin:",
-    "__ipcmem_access_copy:",
+    concat!(".globl ", symbol!("begin")),
+    concat!(".hidden ", symbol!("begin")),
+    concat!(".globl ", symbol!("copy")),
+    concat!(".hidden ", symbol!("copy")),
+    concat!(".globl ", symbol!("touch_read")),
+    concat!(".hidden ", symbol!("touch_read")),
+    concat!(".globl ", symbol!("touch_write")),
+    concat!(".hidden ", symbol!("touch_write")),
+    concat!(".globl ", symbol!("end")),
+    concat!(".hidden ", symbol!("end")),
+    concat!(".globl ", symbol!("fixup_avx")),
+    concat!(".hidden ", symbol!("fixup_avx")),
+    concat!(".globl ", symbol!("fixup")),
+    concat!(".hidden ", symbol!("fixup")),
+    concat!(symbol!("begin"), ":"),
+    concat!(symbol!("copy"), ":"),
     "    cmp rdx, 16",
     "    ja 20f",
     "    cmp rdx, 8",
@@ -259,23 +259,23 @@ std::arch::global_asm!(
     "    xor eax, eax",
     "    ret",
     // One byte of a page, read: the read fault maps or allocates the page.
-    "__ipcmem_access_touch_read:",
+    concat!(symbol!("touch_read"), ":"),
     "    movzx eax, byte ptr [rdi]",
     "    xor eax, eax",
     "    ret",
     // One byte of a page, added 0 to atomically: a write fault that changes no byte, even if
     // another process writes it at that moment.
-    "__ipcmem_access_touch_write:",
+    concat!(symbol!("touch_write"), ":"),
     "    lock add byte ptr [rdi], 0",
     "    xor eax, eax",
     "    ret",
-    "__ipcmem_access_end:",
+    concat!(symbol!("end"), ":"),
     // Where a fault inside the routines resumes, with `rax` and `rdx` set by the handler: on a
     // processor with AVX, `vzeroupper` first (the fault may have left the AVX loop), then
     // `sfence` to order any non-temporal stores done before the fault.
-    "__ipcmem_access_fixup_avx:",
+    concat!(symbol!("fixup_avx"), ":"),
     "    vzeroupper",
-    "__ipcmem_access_fixup:",
+    concat!(symbol!("fixup"), ":"),
     "    sfence",
     "    ret",
     ".popsection",
@@ -283,6 +283,7 @@ std::arch::global_asm!(
 
 extern "C" {
     /// Copies `len` bytes from `src` to `dst` (see the module's documentation).
+    #[link_name = symbol!("copy")]
     fn __ipcmem_access_copy(
         dst: *mut u8,
         src: *const u8,
@@ -292,16 +293,22 @@ extern "C" {
         avx: usize,
     ) -> Outcome;
     /// Reads the byte at `at`.
+    #[link_name = symbol!("touch_read")]
     fn __ipcmem_access_touch_read(at: *const u8) -> Outcome;
     /// Adds 0 atomically to the byte at `at`.
+    #[link_name = symbol!("touch_write")]
     fn __ipcmem_access_touch_write(at: *mut u8) -> Outcome;
     /// The first instruction of the routines (a label, never called).
+    #[link_name = symbol!("begin")]
     fn __ipcmem_access_begin();
     /// Just past the last instruction of the routines (a label, never called).
+    #[link_name = symbol!("end")]
     fn __ipcmem_access_end();
     /// Where a fault inside the routines resumes on a processor with AVX (never called).
+    #[link_name = symbol!("fixup_avx")]
     fn __ipcmem_access_fixup_avx();
     /// Where a fault inside the routines resumes otherwise (never called directly).
+    #[link_name = symbol!("fixup")]
     fn __ipcmem_access_fixup();
 }
 
@@ -331,18 +338,27 @@ pub(super) fn strategy() -> Strategy {
 /// Both ranges are mapped for the call (a fault of the shared one is caught once
 /// [`super::fault::install`] ran; a fault of the other is a crash, as for `memcpy`); they do
 /// not overlap; `dst` is writable; `strategy.avx` only if the processor has AVX2.
+#[inline]
 pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, strategy: Strategy) -> Outcome {
+    let (signal, address): (u64, u64);
+    // A direct call (the routine is hidden in this object: no detour through the GOT), which
+    // follows the C calling convention, and so clobbers what a C call clobbers.
     // SAFETY: the caller's promises are the routine's.
     unsafe {
-        __ipcmem_access_copy(
-            dst,
-            src,
-            len,
-            strategy.non_temporal_from,
-            strategy.rep_movsb_from,
-            usize::from(strategy.avx),
-        )
+        std::arch::asm!(
+            "call {copy}",
+            copy = sym __ipcmem_access_copy,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            inout("rdx") len => address,
+            inout("rcx") strategy.non_temporal_from => _,
+            inout("r8") strategy.rep_movsb_from => _,
+            inout("r9") usize::from(strategy.avx) => _,
+            out("rax") signal,
+            clobber_abi("C"),
+        );
     }
+    Outcome { signal, address }
 }
 
 /// Reads (or, if `write`, adds 0 atomically to) the byte at `at`, with the fault caught.

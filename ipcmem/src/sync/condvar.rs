@@ -1,30 +1,34 @@
 //! [`Condvar`]: a process-shared condition variable in shared memory.
 
 use std::fmt;
-use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::{monotonic_deadline, pthread_error, Kind, LockResult, MutexGuard, Place};
-use crate::error::Result;
+use super::futex::{self, far_future, Woken};
+use super::{pthread_error, Kind, LockResult, MutexGuard, Place};
+use crate::error::{Error, Result};
 use crate::shm::{Outcome, SharedMemory};
 
-/// The layout in shared memory: state word and the glibc condition variable.
+/// The layout in shared memory: state word, the number of notifications (the futex word) and
+/// of the waiters, so that a notification without waiters costs no system call.
 #[repr(C)]
 struct Repr {
     header: super::Header,
-    raw: libc::pthread_cond_t,
+    sequence: AtomicU32,
+    waiters: AtomicU32,
 }
 
 /// A condition variable shared between processes, used with a [`Mutex`](super::Mutex): wait
 /// until another process changes the data and notifies.
 ///
-/// A glibc process-shared `pthread_cond_t` on `CLOCK_MONOTONIC`. Waits may wake spuriously:
-/// check the condition in a loop. Use one mutex with a condition variable at a time. A waiting
-/// process that dies may swallow one [`notify_one`](Self::notify_one) meant for another
-/// waiter; where waiters may crash, prefer [`notify_all`](Self::notify_all) or timed waits.
+/// Our own condition variable on a futex word (no glibc object): a count of notifications that
+/// waiters sleep on, and a count of waiters. Waits may wake spuriously: check the condition in
+/// a loop. Any bytes are a valid state: garbage written over it costs spurious wake-ups or a
+/// system call per notification, and a wake-up it loses (by zeroing the count of waiters) is
+/// seen by the waiter within 100 ms. Timeouts are measured on `CLOCK_MONOTONIC`.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -76,22 +80,28 @@ impl Condvar {
 
     /// Makes a new condition variable at `offset` of `shm`; fails if something is there.
     pub fn init_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Condvar> {
-        let place = Place::new::<Repr>(shm, offset)?;
-        place.initialise(Kind::Condvar, 0, || init_raw(&place))?;
+        let place = place(shm, offset)?;
+        place.initialise(Kind::Condvar, 0, || {
+            init_raw(&place);
+            Ok(())
+        })?;
         Ok(Condvar { place })
     }
 
     /// Uses the condition variable already at `offset` of `shm`, without touching it.
     pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Condvar> {
-        let place = Place::new::<Repr>(shm, offset)?;
+        let place = place(shm, offset)?;
         place.attach(Kind::Condvar, 0)?;
         Ok(Condvar { place })
     }
 
     /// Makes the condition variable if the place is unused, else attaches; says which.
     pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<(Condvar, Outcome)> {
-        let place = Place::new::<Repr>(shm, offset)?;
-        let outcome = place.initialise_or_attach(Kind::Condvar, 0, || init_raw(&place))?;
+        let place = place(shm, offset)?;
+        let outcome = place.initialise_or_attach(Kind::Condvar, 0, || {
+            init_raw(&place);
+            Ok(())
+        })?;
         Ok((Condvar { place }, outcome))
     }
 
@@ -101,32 +111,66 @@ impl Condvar {
     /// with a guard that is not [consistent](MutexGuard::is_consistent) releases a broken
     /// lock: it becomes unusable, and this fails.
     pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> Result<LockResult<MutexGuard<'a, T>>> {
-        let (mutex, consistent) = guard.into_held();
-        // SAFETY: `raw` is an initialised process-shared condition variable and `mutex.raw()` an
-        // initialised mutex that this thread holds (the guard said so), both in mappings kept
-        // by their handles.
-        let code = unsafe { libc::pthread_cond_wait(self.raw(), mutex.raw()) };
-        Self::retaken(mutex, code, consistent).map_err(|code| pthread_error(self.place.object(), "wait", code))
+        self.wait_until(guard, None).map(|(result, _)| result)
     }
 
-    /// [`wait`](Self::wait), for at most `timeout`.
+    /// [`wait`](Self::wait), for at most `timeout`. The time bounds the wait for a
+    /// notification; taking the lock again afterwards waits as [`Mutex::lock`](super::Mutex::lock)
+    /// does.
     pub fn wait_timeout<'a, T: Pod>(
         &self,
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> Result<(LockResult<MutexGuard<'a, T>>, WaitTimeoutResult)> {
-        let started = Instant::now();
-        let deadline = monotonic_deadline(timeout);
-        let (mutex, consistent) = guard.into_held();
-        // SAFETY: as in `wait`; the condition variable waits on CLOCK_MONOTONIC (set at
-        // initialisation), the clock of `deadline`.
-        let code = unsafe { libc::pthread_cond_timedwait(self.raw(), mutex.raw(), &raw const deadline) };
-        // An owner's death hides a timeout in the return code: the clock tells.
-        let timed_out = code == libc::ETIMEDOUT || started.elapsed() >= timeout;
-        let code = if code == libc::ETIMEDOUT { 0 } else { code };
-        let result = Self::retaken(mutex, code, consistent)
-            .map_err(|code| pthread_error(self.place.object(), "wait_timeout", code))?;
+        let deadline = Instant::now().checked_add(timeout);
+        let (result, timed_out) = self.wait_until(guard, Some(deadline.unwrap_or_else(far_future)))?;
         Ok((result, WaitTimeoutResult(timed_out)))
+    }
+
+    /// Releases the lock, sleeps until a notification or the deadline, and retakes the lock;
+    /// says whether the deadline passed.
+    fn wait_until<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+    ) -> Result<(LockResult<MutexGuard<'a, T>>, bool)> {
+        let repr = self.repr();
+        // Read under the lock: a notifier that changes the data under the lock after this
+        // notifies after this too, and the change of the count is seen.
+        let seen = repr.sequence.load(Ordering::SeqCst);
+        // SeqCst with `notify`: either it sees this waiter, or this sees its notification.
+        repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(1))).ok();
+        let (mutex, consistent) = guard.into_held();
+        // SAFETY: this thread holds the mutex (the guard said so).
+        let code = unsafe { mutex.unlock_raw() };
+        if code != 0 {
+            repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1))).ok();
+            // Not released (garbage written over the held mutex): it may still be on this
+            // thread's robust list, so the guard given up stays counted and its memory mapped
+            // (see `Drop` of `Mutex`).
+            return Err(pthread_error(self.place.object(), "wait", code));
+        }
+        let outcome = self.sleep(seen, deadline);
+        repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1))).ok();
+        let code = mutex.lock_raw();
+        let result =
+            Self::retaken(mutex, code, consistent).map_err(|code| pthread_error(self.place.object(), "wait", code))?;
+        Ok((result, outcome?))
+    }
+
+    /// Sleeps until the count of notifications differs from `seen` or the deadline passes;
+    /// whether it passed.
+    fn sleep(&self, seen: u32, deadline: Option<Instant>) -> Result<bool> {
+        let sequence = &self.repr().sequence;
+        while sequence.load(Ordering::SeqCst) == seen {
+            // SAFETY: the word lies in the condition variable, mapped while `self` lives.
+            match unsafe { futex::wait(sequence.as_ptr(), seen, deadline) } {
+                Ok(Woken::LookAgain) => {}
+                Ok(Woken::DeadlinePassed) => return Ok(true),
+                Err(errno) => return Err(Error::Os { object: self.place.object(), operation: "futex wait", errno }),
+            }
+        }
+        Ok(false)
     }
 
     /// Turns the return code of a wait into the guard of the retaken lock.
@@ -148,16 +192,23 @@ impl Condvar {
 
     /// Wakes one waiting thread, in any process.
     pub fn notify_one(&self) -> Result<()> {
-        // SAFETY: `raw` is an initialised process-shared condition variable.
-        let code = unsafe { libc::pthread_cond_signal(self.raw()) };
-        self.check(code, "notify_one")
+        self.notify(1);
+        Ok(())
     }
 
     /// Wakes every waiting thread, in every process.
     pub fn notify_all(&self) -> Result<()> {
-        // SAFETY: as in `notify_one`.
-        let code = unsafe { libc::pthread_cond_broadcast(self.raw()) };
-        self.check(code, "notify_all")
+        self.notify(u32::MAX);
+        Ok(())
+    }
+
+    fn notify(&self, count: u32) {
+        let repr = self.repr();
+        repr.sequence.fetch_add(1, Ordering::SeqCst);
+        if repr.waiters.load(Ordering::SeqCst) > 0 {
+            // SAFETY: the word lies in the condition variable, mapped while `self` lives.
+            unsafe { futex::wake(repr.sequence.as_ptr(), count) };
+        }
     }
 
     /// The shared memory object the condition variable lives in.
@@ -170,18 +221,11 @@ impl Condvar {
         self.place.offset()
     }
 
-    fn check(&self, code: libc::c_int, operation: &'static str) -> Result<()> {
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(pthread_error(self.place.object(), operation, code))
-        }
-    }
-
-    fn raw(&self) -> *mut libc::pthread_cond_t {
-        // SAFETY: `ptr` points to a `Repr` within the mapping (checked by `Place::new`);
-        // taking a field's address creates no reference.
-        unsafe { &raw mut (*self.place.ptr::<Repr>()).raw }
+    fn repr(&self) -> &Repr {
+        // SAFETY: `ptr` points to a `Repr` within the mapping (checked by `Place::new`) that the
+        // place keeps for the life of `self`; a `Repr` is atomics only, which other processes
+        // access concurrently, and any bits are valid.
+        unsafe { &*self.place.ptr::<Repr>() }
     }
 }
 
@@ -191,31 +235,20 @@ impl fmt::Debug for Condvar {
     }
 }
 
-/// Initialises the glibc condition variable: process-shared, on `CLOCK_MONOTONIC`.
-fn init_raw(place: &Place) -> Result<()> {
+/// Initialises the condition variable: no notification, no waiter.
+fn init_raw(place: &Place) {
     let repr = place.ptr::<Repr>();
-    let mut attr = MaybeUninit::<libc::pthread_condattr_t>::uninit();
-    // SAFETY: `attr` is initialised before use and destroyed after; `repr` points to a `Repr`
-    // within the mapping that only this process touches while the state word says
-    // "initialising".
-    let code = unsafe {
-        let attr = attr.as_mut_ptr();
-        let mut code = libc::pthread_condattr_init(attr);
-        if code == 0 {
-            code = libc::pthread_condattr_setpshared(attr, libc::PTHREAD_PROCESS_SHARED);
-            if code == 0 {
-                code = libc::pthread_condattr_setclock(attr, libc::CLOCK_MONOTONIC);
-            }
-            if code == 0 {
-                code = libc::pthread_cond_init(&raw mut (*repr).raw, attr);
-            }
-            libc::pthread_condattr_destroy(attr);
-        }
-        code
-    };
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(pthread_error(place.object(), "pthread_cond_init", code))
+    // SAFETY: `repr` points to a `Repr` within the writable mapping (checked by `Place::new`);
+    // the stores are atomic.
+    unsafe {
+        (*repr).sequence.store(0, Ordering::Relaxed);
+        (*repr).waiters.store(0, Ordering::Relaxed);
     }
+}
+
+/// The place at `offset` of `shm` for a `Repr`, with its atomics claimed.
+fn place(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr>(shm, offset)?;
+    place.claim::<AtomicU32>(std::mem::offset_of!(Repr, sequence), 2)?;
+    Ok(place)
 }

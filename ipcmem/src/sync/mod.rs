@@ -18,27 +18,51 @@
 //! built from other code, may die half-way through an update (see [`LockResult::OwnerDied`]),
 //! or may not play by the rules: whatever bytes are there must still make a valid `T`, and a
 //! `T` must be copyable out as bytes. Guards therefore hand out copies
-//! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with byte-wise
-//! atomic accesses, never `&T` or `&mut T`: a process that writes the bytes without the lock
-//! (or `SharedMemory::write_at` in this one) gives torn values, not undefined behaviour.
+//! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with the copy of
+//! `SharedMemory::read_at`/`write_at`, never `&T` or `&mut T`: a process that writes the bytes
+//! without the lock (or `SharedMemory::write_at` in this one) gives torn values, not undefined
+//! behaviour. These guard methods return no error: should another process shrink the object
+//! under a held lock, `get` gives zeros past the fault and `set` may store part (on `x86_64`
+//! and `aarch64`; the lock calls of glibc on the same object are not fault-safe).
 //!
-//! # Trust
+//! # Trust, and garbage
 //!
-//! The locks are glibc's process-shared pthread objects. Every process that can write the
-//! memory can also break them (by overwriting their bytes), as with any shared-memory lock;
-//! the state word catches the honest mistakes (wrong offset, wrong kind, not yet initialised).
-//! Overwriting a [`Mutex`] while it is held does more than break it: glibc links the robust
-//! mutexes a thread holds through pointers stored *inside* the mutexes, and follows them when
-//! the thread unlocks, so bytes written there (by another process, or by `write_at` or `unsafe`
-//! code in this one) can make the holder write to memory it never meant to. Share robust
-//! mutexes only with processes trusted as much as this one, and never write a lock's bytes
-//! other than through its handle: that is the promise the `unsafe` constructors of [`Mutex`]
-//! ask for, since safe code of this process (`write_at`) could otherwise break it. Semaphores, read-write locks, condition variables and
-//! [`Event`](crate::Event)s hold no pointers: garbage in them gives wrong counts or wake-ups,
-//! nothing worse.
+//! The [`Mutex`] is glibc's robust, process-shared pthread mutex (only glibc and the kernel
+//! keep the robust list that frees a dead owner's locks). A [`Semaphore`](crate::Semaphore)
+//! keeps glibc's `sem_t` layout, so that programs using `sem_open` share it, but its waits and
+//! posts are ipcmem's own. [`RwLock`], [`Condvar`] and [`Event`](crate::Event) are ipcmem's own,
+//! on futex words.
+//!
+//! Every process that can write the memory can break these objects (by overwriting their
+//! bytes), as with any shared-memory lock; the state word catches the honest mistakes (wrong
+//! offset, wrong kind, not yet initialised). What garbage (a stray `write_at`, another process)
+//! can and cannot do:
+//!
+//! - **Semaphores, read-write locks, condition variables, events**: any bytes are a valid
+//!   state. No call aborts, and no timed call waits past its deadline. Garbage gives wrong
+//!   counts, spurious wake-ups, late ones (a parked waiter looks at its word at least every
+//!   100 ms, so a wake-up lost because garbage zeroed a count of waiters comes at most that
+//!   late), or a lock that reads as held for ever: the untimed calls ([`RwLock::read`],
+//!   [`RwLock::write`]) then wait for ever, as they do for a holder that died; the timed ones
+//!   time out. C programs that use the semaphore through glibc's `sem_*` calls run glibc's
+//!   code, which garbage can still make abort.
+//! - **Mutexes**: before every call into glibc, ipcmem checks the word that tells glibc what
+//!   kind of mutex it is (garbage there sends glibc down paths that abort). Garbage over a
+//!   mutex that no thread holds then gives an error, a timeout, [`LockResult::OwnerDied`] or a
+//!   lock that reads as held ([`Mutex::lock`] then waits for ever; [`Mutex::lock_timeout`]
+//!   times out). Two things remain beyond any check. Garbage written while a thread *holds*
+//!   the mutex does more than break it: glibc links the robust mutexes a thread holds through
+//!   pointers stored inside them, and follows them when the thread unlocks, so bytes written
+//!   there can make the holder write to memory it never meant to. And garbage written by
+//!   another process between ipcmem's check and glibc's read of the word is not caught. Share
+//!   robust mutexes only with processes trusted as much as this one, and never write a lock's
+//!   bytes other than through its handle: that is the promise the `unsafe` constructors of
+//!   [`Mutex`] ask for, since safe code of this process (`write_at`) could otherwise break it.
+//!
 //! Requires glibc 2.34 or later (the `*_clock*` calls, used to wait on `CLOCK_MONOTONIC`).
 
 mod condvar;
+pub(crate) mod futex;
 mod mutex;
 mod rwlock;
 
@@ -147,6 +171,13 @@ impl Place {
             reason: "the mapping has no address".into(),
         })?;
         Ok(Place { shm: Arc::clone(shm), offset, base })
+    }
+
+    /// Claims `count` atomic words of type `A` at `at` bytes into the place (see
+    /// `SharedMemory::atomic_u32s`): the atomics a representation uses past its first two
+    /// words, so that no view of another width can be made over them.
+    pub(crate) fn claim<A>(&self, at: usize, count: usize) -> Result<()> {
+        self.shm.claim::<A>(self.offset + at, count).map(drop)
     }
 
     /// The object's address, as a pointer to its representation `R` (the type given to `new`).
@@ -317,21 +348,6 @@ pub(crate) fn pthread_error(object: String, operation: &'static str, code: libc:
 unsafe extern "C" {
     pub(crate) fn pthread_mutex_clocklock(
         mutex: *mut libc::pthread_mutex_t,
-        clock: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
-    pub(crate) fn pthread_rwlock_clockrdlock(
-        rwlock: *mut libc::pthread_rwlock_t,
-        clock: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
-    pub(crate) fn pthread_rwlock_clockwrlock(
-        rwlock: *mut libc::pthread_rwlock_t,
-        clock: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
-    pub(crate) fn sem_clockwait(
-        sem: *mut libc::sem_t,
         clock: libc::clockid_t,
         abstime: *const libc::timespec,
     ) -> libc::c_int;

@@ -3,15 +3,15 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytemuck::Pod;
 
 use super::{monotonic_deadline, pthread_error, Kind, Place};
 use crate::access;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::shm::{Outcome, SharedMemory};
 
 /// The layout in shared memory: state word, the glibc mutex, the data.
@@ -117,7 +117,7 @@ impl<T: Pod> Mutex<T> {
     /// another process) could make the owner write anywhere in its memory. Give write
     /// permission on the object only to processes that keep to this.
     pub unsafe fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<Mutex<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         place.initialise(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
         Ok(Mutex::with_place(place))
     }
@@ -129,7 +129,7 @@ impl<T: Pod> Mutex<T> {
     /// As for [`init_at`](Self::init_at): the mutex's bytes are written only through `Mutex`
     /// handles while any handle lives.
     pub unsafe fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Mutex<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         place.attach(Kind::Mutex, size_of::<T>())?;
         Ok(Mutex::with_place(place))
     }
@@ -141,7 +141,7 @@ impl<T: Pod> Mutex<T> {
     /// As for [`init_at`](Self::init_at): the mutex's bytes are written only through `Mutex`
     /// handles while any handle lives.
     pub unsafe fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(Mutex<T>, Outcome)> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         let outcome = place.initialise_or_attach(Kind::Mutex, size_of::<T>(), || init_raw(&place, value))?;
         Ok((Mutex::with_place(place), outcome))
     }
@@ -162,26 +162,74 @@ impl<T: Pod> Mutex<T> {
 
     /// Waits for the lock and takes it. Fails if this thread holds it already, or if the lock
     /// was made unusable (an owner died and the next one did not make it consistent).
+    ///
+    /// Waits for ever if the lock stays held: the kernel releases it when its owner dies, but
+    /// not when garbage written over it names an owner that never was. Where that can happen,
+    /// use [`lock_timeout`](Self::lock_timeout).
     pub fn lock(&self) -> Result<LockResult<MutexGuard<'_, T>>> {
-        // SAFETY: `raw` is an initialised process-shared mutex (the state word said so) in
-        // memory that the place keeps mapped.
-        let code = unsafe { libc::pthread_mutex_lock(self.raw()) };
+        let code = self.lock_raw();
         self.acquired(code, "lock")?.ok_or_else(|| pthread_error(self.place.object(), "lock", code))
     }
 
     /// Takes the lock if it is free; `Ok(None)` if another thread or process holds it.
     pub fn try_lock(&self) -> Result<Option<LockResult<MutexGuard<'_, T>>>> {
-        // SAFETY: as in `lock`.
+        self.check_kind("try_lock")?;
+        // SAFETY: `raw` is an initialised process-shared mutex (the state word said so, and its
+        // kind is still the one ipcmem made) in memory that the place keeps mapped.
         let code = unsafe { libc::pthread_mutex_trylock(self.raw()) };
         self.acquired(code, "try_lock")
     }
 
     /// Waits at most `timeout` for the lock; `Ok(None)` if it was not free in time.
     pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<LockResult<MutexGuard<'_, T>>>> {
+        self.check_kind("lock_timeout")?;
         let deadline = monotonic_deadline(timeout);
-        // SAFETY: as in `lock`; `deadline` is a valid timespec for the call.
+        // SAFETY: as in `try_lock`; `deadline` is a valid timespec for the call.
         let code = unsafe { super::pthread_mutex_clocklock(self.raw(), libc::CLOCK_MONOTONIC, &raw const deadline) };
         self.acquired(code, "lock_timeout")
+    }
+
+    /// `pthread_mutex_lock`, after checking the mutex's kind; its return code.
+    pub(super) fn lock_raw(&self) -> libc::c_int {
+        if self.check_kind("lock").is_err() {
+            return libc::EINVAL;
+        }
+        // SAFETY: as in `try_lock`.
+        unsafe { libc::pthread_mutex_lock(self.raw()) }
+    }
+
+    /// `pthread_mutex_unlock`, after checking the mutex's kind; its return code.
+    ///
+    /// # Safety
+    /// This thread holds the lock, and gives up the guard that said so.
+    pub(super) unsafe fn unlock_raw(&self) -> libc::c_int {
+        if self.check_kind("unlock").is_err() {
+            return libc::EINVAL;
+        }
+        // SAFETY: as in `try_lock`; this thread holds the lock (the caller's promise).
+        unsafe { libc::pthread_mutex_unlock(self.raw()) }
+    }
+
+    /// Checks, before glibc reads it, the word that tells glibc what kind of mutex this is:
+    /// garbage there would send glibc down the paths of other kinds (priority inheritance, with
+    /// assertions that abort the process). The other words of a robust mutex that is not held
+    /// are safe for glibc whatever they hold: see the module docs for what remains.
+    fn check_kind(&self, operation: &'static str) -> Result<()> {
+        // SAFETY: the word lies within the mutex (aligned to 8: the offset keeps it aligned to
+        // 4), in the mapping the place keeps; glibc reads and writes it atomically too.
+        let kind = unsafe { AtomicU32::from_ptr(self.raw().cast::<u32>().add(KIND_OFFSET / 4)) };
+        let found = kind.load(Ordering::Relaxed);
+        let expected = expected_kind();
+        if found == expected {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument {
+            object: self.place.object(),
+            reason: format!(
+                "{operation}: the bytes there are no longer the robust mutex ipcmem made (its kind \
+                 word is {found:#x}, not {expected:#x}): something wrote over them"
+            ),
+        })
     }
 
     /// Turns the return code of a locking call into a guard: `None` for "busy" or "timed out".
@@ -214,10 +262,11 @@ impl<T: Pod> Mutex<T> {
 
 impl<T: Pod> Drop for Mutex<T> {
     fn drop(&mut self) {
-        // A guard was forgotten (`mem::forget`): this thread still holds the lock, and glibc keeps
-        // the mutex on the thread's robust list, which it walks and writes through when the
-        // thread takes or releases any robust mutex. Unmapping the memory would leave that list
-        // pointing at nothing, so keep the memory mapped for good.
+        // A guard was forgotten (`mem::forget`), or its unlock failed: this thread still holds
+        // the lock (or glibc thinks so), and glibc keeps the mutex on the thread's robust list,
+        // which it walks and writes through when the thread takes or releases any robust mutex.
+        // Unmapping the memory would leave that list pointing at nothing, so keep the memory
+        // mapped for good.
         if *self.held.get_mut() > 0 {
             std::mem::forget(Arc::clone(self.place.shm()));
         }
@@ -230,15 +279,35 @@ impl<T: Pod> fmt::Debug for Mutex<T> {
     }
 }
 
-/// Initialises the glibc mutex (robust, process-shared, error-checking) and stores `value`.
-fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
-    let repr = place.ptr::<Repr<T>>();
+/// The offset of glibc's `__kind` in a `pthread_mutex_t` on 64-bit Linux (after `__lock`,
+/// `__count`, `__owner`, `__nusers`; the same on x86-64 and aarch64).
+const KIND_OFFSET: usize = 16;
+const _: () = assert!(size_of::<libc::pthread_mutex_t>() >= KIND_OFFSET + 4);
+
+/// The kind word glibc gives our mutexes (robust, process-shared, error-checking), learnt once
+/// from a mutex of this process's own.
+fn expected_kind() -> u32 {
+    static KIND: OnceLock<u32> = OnceLock::new();
+    *KIND.get_or_init(|| {
+        let mut probe = MaybeUninit::<libc::pthread_mutex_t>::zeroed();
+        // SAFETY: `probe` is a live, writable mutex of this thread's own, used by nothing else.
+        unsafe { init_glibc_mutex(probe.as_mut_ptr()) };
+        // SAFETY: the word lies within `probe` (checked above), initialised (zeroed, then by
+        // glibc); `u32` has no invalid bits, and the read is unaligned-safe.
+        unsafe { probe.as_ptr().cast::<u8>().add(KIND_OFFSET).cast::<u32>().read_unaligned() }
+    })
+}
+
+/// `pthread_mutex_init` with our attributes (robust, process-shared, error-checking); its
+/// return code.
+///
+/// # Safety
+/// `raw` is valid for writes of a `pthread_mutex_t` that no other thread accesses meanwhile.
+unsafe fn init_glibc_mutex(raw: *mut libc::pthread_mutex_t) -> libc::c_int {
     let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
     // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before any other use, and
-    // destroyed once the mutex is made. `repr` points to a `Repr<T>` within the mapping that
-    // this process alone touches while the state word says "initialising" (the other
-    // processes wait for "ready"), so the plain writes of `pthread_mutex_init` race with no one.
-    let code = unsafe {
+    // destroyed once the mutex is made; `raw` is the caller's promise.
+    unsafe {
         let attr = attr.as_mut_ptr();
         let mut code = libc::pthread_mutexattr_init(attr);
         if code == 0 {
@@ -250,12 +319,21 @@ fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
                 code = libc::pthread_mutexattr_setrobust(attr, libc::PTHREAD_MUTEX_ROBUST);
             }
             if code == 0 {
-                code = libc::pthread_mutex_init(&raw mut (*repr).raw, attr);
+                code = libc::pthread_mutex_init(raw, attr);
             }
             libc::pthread_mutexattr_destroy(attr);
         }
         code
-    };
+    }
+}
+
+/// Initialises the glibc mutex (robust, process-shared, error-checking) and stores `value`.
+fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
+    let repr = place.ptr::<Repr<T>>();
+    // SAFETY: `repr` points to a `Repr<T>` within the mapping that this process alone touches
+    // while the state word says "initialising" (the other processes wait for "ready"), so the
+    // plain writes of `pthread_mutex_init` race with no one.
+    let code = unsafe { init_glibc_mutex(&raw mut (*repr).raw) };
     if code != 0 {
         return Err(pthread_error(place.object(), "pthread_mutex_init", code));
     }
@@ -281,7 +359,7 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
         let mut value = T::zeroed();
         // SAFETY: the data lies within the mapping, kept by the mutex that this guard borrows;
         // the load is sound against concurrent access (see `access`), and any bytes make a
-        // valid `T` (`Pod`). A fault (the object shrunk under the lock) leaves `value` zero:
+        // valid `T` (`Pod`). A fault (the object shrunk under the lock) leaves `value` zero past the fault:
         // this method has no error to return.
         let _ = unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value
@@ -289,9 +367,9 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
 
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
-        // SAFETY: as in `get`, with a byte-wise atomic store to writable memory (checked by
-        // `Place::new`). A fault (the object shrunk under the lock) leaves the data unchanged:
-        // this method has no error to return.
+        // SAFETY: as in `get`, with a store to writable memory (checked by `Place::new`). A
+        // fault (the object shrunk under the lock) may leave the data partly written: this
+        // method has no error to return.
         let _ = unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
     }
 
@@ -322,7 +400,8 @@ impl<'a, T: Pod> MutexGuard<'a, T> {
         if self.consistent {
             return Ok(());
         }
-        // SAFETY: this thread holds the initialised mutex (the guard says so).
+        self.mutex.check_kind("make_consistent")?;
+        // SAFETY: this thread holds the initialised mutex (the guard says so), of our kind.
         let code = unsafe { libc::pthread_mutex_consistent(self.mutex.raw()) };
         if code != 0 {
             return Err(pthread_error(self.mutex.place.object(), "pthread_mutex_consistent", code));
@@ -357,9 +436,14 @@ impl<T: Pod> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: this thread holds the initialised mutex (the guard says so). An unlock of a
         // mutex whose owner died and that was not made consistent marks it unrecoverable, as
-        // documented.
-        unsafe { libc::pthread_mutex_unlock(self.mutex.raw()) };
-        self.mutex.held.fetch_sub(1, Ordering::Relaxed);
+        // documented. Garbage in its kind word leaves it as it is.
+        let code = unsafe { self.mutex.unlock_raw() };
+        // A failed unlock (garbage written over the held mutex) may leave it on this thread's
+        // robust list: the guard stays counted, so that the memory stays mapped (see `Drop` of
+        // `Mutex`).
+        if code == 0 {
+            self.mutex.held.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -367,4 +451,11 @@ impl<T: Pod + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MutexGuard").field("data", &self.get()).field("consistent", &self.consistent).finish()
     }
+}
+
+/// The place at `offset` of `shm` for a `Repr<T>`, with its atomics claimed.
+fn place<T: Pod>(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr<T>>(shm, offset)?;
+    place.claim::<AtomicU32>(std::mem::offset_of!(Repr<T>, raw) + KIND_OFFSET, 1)?;
+    Ok(place)
 }

@@ -2,30 +2,62 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::{monotonic_deadline, pthread_error, Kind, Place};
+use super::futex::{self, Woken};
+use super::{Kind, Place};
 use crate::access;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::shm::{Outcome, SharedMemory};
 
-/// The layout in shared memory: state word, the glibc read-write lock, the data.
+/// The layout in shared memory: state word, the lock, the data.
 #[repr(C)]
 struct Repr<T> {
     header: super::Header,
-    raw: libc::pthread_rwlock_t,
+    raw: RawRwLock,
     data: T,
+}
+
+/// The lock: a word that says who holds it (and the futex word waiters sleep on), and the
+/// thread id of the writer, to turn a thread's second lock into an error, not a deadlock.
+#[repr(C)]
+struct RawRwLock {
+    state: AtomicU32,
+    writer: AtomicU32,
+}
+
+/// The bits of the state word that say who holds the lock: the number of readers, or
+/// [`WRITE_LOCKED`]. Any value is a valid state: garbage reads as a lock held by readers or a
+/// writer that never release it, on which timed waits time out.
+const HOLDERS: u32 = (1 << 30) - 1;
+/// A writer holds the lock.
+const WRITE_LOCKED: u32 = HOLDERS;
+/// The most readers at once.
+const MAX_READERS: u32 = HOLDERS - 1;
+/// Someone sleeps on the state word: who releases the lock next clears it and wakes them all.
+const PARKED: u32 = 1 << 30;
+
+/// How long a lock call waits.
+#[derive(Clone, Copy)]
+enum Patience {
+    /// Not at all (`try_*`).
+    None,
+    /// Until the deadline.
+    Until(Instant),
+    /// For ever.
+    Forever,
 }
 
 /// A read-write lock shared between processes, holding a `T` in shared memory: many readers or
 /// one writer.
 ///
-/// A glibc process-shared `pthread_rwlock_t`, which prefers readers. Unlike [`super::Mutex`] it is
-/// **not robust**: if a process dies holding it, it stays held. Use the timed calls
+/// Our own lock on a futex word (no glibc object), which prefers readers, as glibc's default
+/// does. Unlike [`super::Mutex`] it is **not robust**: if a process dies holding it, it stays
+/// held. Use the timed calls
 /// ([`read_timeout`](Self::read_timeout), [`write_timeout`](Self::write_timeout)) where a holder
 /// may crash. A thread that asks for the write lock while it holds a read lock deadlocks; one
 /// that asks for either while it holds the write lock gets an error.
@@ -52,8 +84,8 @@ pub struct RwLock<T: Pod> {
     _data: PhantomData<T>,
 }
 
-// SAFETY: the handle is a `Place` (Send + Sync); the lock is a process-shared pthread
-// read-write lock, safe to use from any thread; the data is only copied in and out (needs
+// SAFETY: the handle is a `Place` (Send + Sync); the lock is atomics and futex calls, safe to
+// use from any thread; the data is only copied in and out (needs
 // `T: Send`), under the lock.
 unsafe impl<T: Pod + Send> Send for RwLock<T> {}
 // SAFETY: as above.
@@ -67,71 +99,158 @@ impl<T: Pod> RwLock<T> {
 
     /// Makes a new lock holding `value` at `offset` of `shm`; fails if something is there.
     pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<RwLock<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
-        place.initialise(Kind::RwLock, size_of::<T>(), || init_raw(&place, value))?;
+        let place = place::<T>(shm, offset)?;
+        place.initialise(Kind::RwLock, size_of::<T>(), || {
+            init_raw(&place, value);
+            Ok(())
+        })?;
         Ok(RwLock { place, _data: PhantomData })
     }
 
     /// Uses the lock already at `offset` of `shm`, without touching it.
     pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<RwLock<T>> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
+        let place = place::<T>(shm, offset)?;
         place.attach(Kind::RwLock, size_of::<T>())?;
         Ok(RwLock { place, _data: PhantomData })
     }
 
     /// Makes the lock if the place is unused, else attaches to the one there; says which.
     pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(RwLock<T>, Outcome)> {
-        let place = Place::new::<Repr<T>>(shm, offset)?;
-        let outcome = place.initialise_or_attach(Kind::RwLock, size_of::<T>(), || init_raw(&place, value))?;
+        let place = place::<T>(shm, offset)?;
+        let outcome = place.initialise_or_attach(Kind::RwLock, size_of::<T>(), || {
+            init_raw(&place, value);
+            Ok(())
+        })?;
         Ok((RwLock { place, _data: PhantomData }, outcome))
     }
 
     /// Waits for shared (read) access.
+    ///
+    /// Waits for ever if the lock stays held: by a process that died holding it, or because
+    /// garbage written over it reads as held. Where either can happen, use
+    /// [`read_timeout`](Self::read_timeout).
     pub fn read(&self) -> Result<RwLockReadGuard<'_, T>> {
-        // SAFETY: `raw` is an initialised process-shared lock in memory the place keeps mapped.
-        let code = unsafe { libc::pthread_rwlock_rdlock(self.raw()) };
-        self.taken(code, "read")?
-            .map(|()| RwLockReadGuard { lock: self, _not_send: PhantomData })
-            .ok_or_else(|| pthread_error(self.place.object(), "read", code))
+        self.acquire(false, Patience::Forever, "read")?;
+        Ok(RwLockReadGuard { lock: self, _not_send: PhantomData })
     }
 
     /// Takes shared access if no writer holds the lock; `Ok(None)` otherwise.
     pub fn try_read(&self) -> Result<Option<RwLockReadGuard<'_, T>>> {
-        // SAFETY: as in `read`.
-        let code = unsafe { libc::pthread_rwlock_tryrdlock(self.raw()) };
-        Ok(self.taken(code, "try_read")?.map(|()| RwLockReadGuard { lock: self, _not_send: PhantomData }))
+        let taken = self.acquire(false, Patience::None, "try_read")?;
+        Ok(taken.then(|| RwLockReadGuard { lock: self, _not_send: PhantomData }))
     }
 
     /// Waits at most `timeout` for shared access; `Ok(None)` if it timed out.
     pub fn read_timeout(&self, timeout: Duration) -> Result<Option<RwLockReadGuard<'_, T>>> {
-        let deadline = monotonic_deadline(timeout);
-        // SAFETY: as in `read`; `deadline` is a valid timespec for the call.
-        let code = unsafe { super::pthread_rwlock_clockrdlock(self.raw(), libc::CLOCK_MONOTONIC, &raw const deadline) };
-        Ok(self.taken(code, "read_timeout")?.map(|()| RwLockReadGuard { lock: self, _not_send: PhantomData }))
+        let taken = self.acquire(false, deadline(timeout), "read_timeout")?;
+        Ok(taken.then(|| RwLockReadGuard { lock: self, _not_send: PhantomData }))
     }
 
-    /// Waits for exclusive (write) access.
+    /// Waits for exclusive (write) access. Waits for ever if the lock stays held, as
+    /// [`read`](Self::read) does.
     pub fn write(&self) -> Result<RwLockWriteGuard<'_, T>> {
-        // SAFETY: as in `read`.
-        let code = unsafe { libc::pthread_rwlock_wrlock(self.raw()) };
-        self.taken(code, "write")?
-            .map(|()| RwLockWriteGuard { lock: self, _not_send: PhantomData })
-            .ok_or_else(|| pthread_error(self.place.object(), "write", code))
+        self.acquire(true, Patience::Forever, "write")?;
+        Ok(RwLockWriteGuard { lock: self, _not_send: PhantomData })
     }
 
     /// Takes exclusive access if nobody holds the lock; `Ok(None)` otherwise.
     pub fn try_write(&self) -> Result<Option<RwLockWriteGuard<'_, T>>> {
-        // SAFETY: as in `read`.
-        let code = unsafe { libc::pthread_rwlock_trywrlock(self.raw()) };
-        Ok(self.taken(code, "try_write")?.map(|()| RwLockWriteGuard { lock: self, _not_send: PhantomData }))
+        let taken = self.acquire(true, Patience::None, "try_write")?;
+        Ok(taken.then(|| RwLockWriteGuard { lock: self, _not_send: PhantomData }))
     }
 
     /// Waits at most `timeout` for exclusive access; `Ok(None)` if it timed out.
     pub fn write_timeout(&self, timeout: Duration) -> Result<Option<RwLockWriteGuard<'_, T>>> {
-        let deadline = monotonic_deadline(timeout);
-        // SAFETY: as in `read`; `deadline` is a valid timespec for the call.
-        let code = unsafe { super::pthread_rwlock_clockwrlock(self.raw(), libc::CLOCK_MONOTONIC, &raw const deadline) };
-        Ok(self.taken(code, "write_timeout")?.map(|()| RwLockWriteGuard { lock: self, _not_send: PhantomData }))
+        let taken = self.acquire(true, deadline(timeout), "write_timeout")?;
+        Ok(taken.then(|| RwLockWriteGuard { lock: self, _not_send: PhantomData }))
+    }
+
+    /// Takes the lock, for writing or reading, waiting as `patience` says; whether it did.
+    fn acquire(&self, write: bool, patience: Patience, operation: &'static str) -> Result<bool> {
+        let raw = self.raw();
+        let mut seen = raw.state.load(Ordering::Relaxed);
+        loop {
+            let holders = seen & HOLDERS;
+            let free = if write { holders == 0 } else { holders < MAX_READERS };
+            if free {
+                let taken = if write { seen | WRITE_LOCKED } else { seen + 1 };
+                match raw.state.compare_exchange_weak(seen, taken, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => {
+                        if write {
+                            raw.writer.store(this_thread(), Ordering::Relaxed);
+                        }
+                        return Ok(true);
+                    }
+                    Err(now) => {
+                        seen = now;
+                        continue;
+                    }
+                }
+            }
+            if holders == WRITE_LOCKED && raw.writer.load(Ordering::Relaxed) == this_thread() {
+                return Err(Error::InvalidArgument {
+                    object: self.place.object(),
+                    reason: format!("{operation}: this thread holds the write lock already (it would deadlock)"),
+                });
+            }
+            let deadline = match patience {
+                Patience::None => return Ok(false),
+                Patience::Until(deadline) => Some(deadline),
+                Patience::Forever => None,
+            };
+            // Ask to be woken, then sleep while the word stays as it is.
+            let parked = seen | PARKED;
+            if parked != seen {
+                if let Err(now) = raw.state.compare_exchange_weak(seen, parked, Ordering::Relaxed, Ordering::Relaxed) {
+                    seen = now;
+                    continue;
+                }
+            }
+            // SAFETY: the state word lies in the lock, mapped while `self` lives.
+            match unsafe { futex::wait(raw.state.as_ptr(), parked, deadline) } {
+                Ok(Woken::LookAgain) => seen = raw.state.load(Ordering::Relaxed),
+                Ok(Woken::DeadlinePassed) => return Ok(false),
+                Err(errno) => return Err(Error::Os { object: self.place.object(), operation: "futex wait", errno }),
+            }
+        }
+    }
+
+    /// Releases a read lock: one reader fewer; the last one wakes the sleepers.
+    fn unlock_read(&self) {
+        let raw = self.raw();
+        let mut seen = raw.state.load(Ordering::Relaxed);
+        loop {
+            let holders = seen & HOLDERS;
+            if holders == 0 || holders == WRITE_LOCKED {
+                // Garbage overwrote the lock: it does not count this reader any more.
+                return;
+            }
+            // Readers wait only for a writer or for a free place among the readers; writers wait
+            // for the last reader.
+            let wake = seen & PARKED != 0 && (holders == 1 || holders == MAX_READERS);
+            let released = if wake { (seen - 1) & !PARKED } else { seen - 1 };
+            match raw.state.compare_exchange_weak(seen, released, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => {
+                    if wake {
+                        // SAFETY: as in `acquire`.
+                        unsafe { futex::wake_all(raw.state.as_ptr()) };
+                    }
+                    return;
+                }
+                Err(now) => seen = now,
+            }
+        }
+    }
+
+    /// Releases the write lock and wakes the sleepers.
+    fn unlock_write(&self) {
+        let raw = self.raw();
+        raw.writer.store(0, Ordering::Relaxed);
+        let seen = raw.state.fetch_and(!(HOLDERS | PARKED), Ordering::Release);
+        if seen & PARKED != 0 {
+            // SAFETY: as in `acquire`.
+            unsafe { futex::wake_all(raw.state.as_ptr()) };
+        }
     }
 
     /// The shared memory object the lock lives in.
@@ -144,19 +263,11 @@ impl<T: Pod> RwLock<T> {
         self.place.offset()
     }
 
-    /// `Some(())` if the call took the lock, `None` if it was busy or timed out.
-    fn taken(&self, code: libc::c_int, operation: &'static str) -> Result<Option<()>> {
-        match code {
-            0 => Ok(Some(())),
-            libc::EBUSY | libc::ETIMEDOUT => Ok(None),
-            code => Err(pthread_error(self.place.object(), operation, code)),
-        }
-    }
-
-    fn raw(&self) -> *mut libc::pthread_rwlock_t {
-        // SAFETY: `ptr` points to a `Repr<T>` within the mapping (checked by `Place::new`);
-        // taking a field's address creates no reference.
-        unsafe { &raw mut (*self.place.ptr::<Repr<T>>()).raw }
+    fn raw(&self) -> &RawRwLock {
+        // SAFETY: `ptr` points to a `Repr<T>` within the mapping (checked by `Place::new`) that
+        // the place keeps for the life of `self`; the lock is atomics only, which other
+        // processes access concurrently, and any bits are valid.
+        unsafe { &(*self.place.ptr::<Repr<T>>()).raw }
     }
 
     fn data(&self) -> *mut T {
@@ -168,14 +279,9 @@ impl<T: Pod> RwLock<T> {
         let mut value = T::zeroed();
         // SAFETY: the data lies within the mapping, kept by the place; the load is sound
         // against concurrent access (see `access`), and any bytes make a valid `T` (`Pod`). A
-        // fault (the object shrunk under the lock) leaves `value` zero: this method has no error.
+        // fault (the object shrunk under the lock) leaves `value` zero past the fault: this method has no error.
         let _ = unsafe { access::load(self.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
         value
-    }
-
-    fn unlock(&self) {
-        // SAFETY: called by a guard's drop: this thread holds the lock.
-        unsafe { libc::pthread_rwlock_unlock(self.raw()) };
     }
 }
 
@@ -185,32 +291,28 @@ impl<T: Pod> fmt::Debug for RwLock<T> {
     }
 }
 
-/// Initialises the glibc read-write lock (process-shared) and stores `value`.
-fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
+/// Initialises the lock (free) and stores `value`.
+fn init_raw<T: Pod>(place: &Place, value: T) {
     let repr = place.ptr::<Repr<T>>();
-    let mut attr = MaybeUninit::<libc::pthread_rwlockattr_t>::uninit();
-    // SAFETY: `attr` is initialised before use and destroyed after; `repr` points to a
-    // `Repr<T>` within the mapping that only this process touches while the state word says
-    // "initialising".
-    let code = unsafe {
-        let attr = attr.as_mut_ptr();
-        let mut code = libc::pthread_rwlockattr_init(attr);
-        if code == 0 {
-            code = libc::pthread_rwlockattr_setpshared(attr, libc::PTHREAD_PROCESS_SHARED);
-            if code == 0 {
-                code = libc::pthread_rwlock_init(&raw mut (*repr).raw, attr);
-            }
-            libc::pthread_rwlockattr_destroy(attr);
-        }
-        code
-    };
-    if code != 0 {
-        return Err(pthread_error(place.object(), "pthread_rwlock_init", code));
+    // SAFETY: `repr` points to a `Repr<T>` within the writable mapping (checked by
+    // `Place::new`); the stores are atomic.
+    unsafe {
+        (*repr).raw.state.store(0, Ordering::Relaxed);
+        (*repr).raw.writer.store(0, Ordering::Relaxed);
+        // A fault (the object shrunk under the new lock) may leave the data partly written:
+        // the lock's creation has no error to return for it.
+        let _ = access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value));
     }
-    // SAFETY: the data lies within the writable mapping; the store is sound against
-    // concurrent access (see `access`).
-    let stored = unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
-    stored.map_err(|fault| place.shm().fault_error(fault, place.offset(), size_of::<Repr<T>>()))
+}
+
+/// The deadline `timeout` from now.
+fn deadline(timeout: Duration) -> Patience {
+    Instant::now().checked_add(timeout).map_or(Patience::Forever, Patience::Until)
+}
+
+/// This thread's id, as the kernel knows it.
+fn this_thread() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get().cast_unsigned()
 }
 
 /// Shared access to a [`RwLock`] until dropped. Not `Send`: the thread that took the lock
@@ -235,7 +337,7 @@ impl<T: Pod> RwLockReadGuard<'_, T> {
 
 impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.unlock();
+        self.lock.unlock_read();
     }
 }
 
@@ -261,8 +363,8 @@ impl<T: Pod> RwLockWriteGuard<'_, T> {
     /// Replaces the data with `value`.
     pub fn set(&mut self, value: T) {
         // SAFETY: the data lies within the writable mapping, kept by the lock this guard
-        // borrows; the store is sound against concurrent access. A fault (the object
-        // shrunk under the lock) leaves the data unchanged: this method has no error to return.
+        // borrows; the store is sound against concurrent access. A fault (the object shrunk
+        // under the lock) may leave the data partly written: this method has no error to return.
         let _ = unsafe { access::store(self.lock.data().cast(), bytemuck::bytes_of(&value)) };
     }
 
@@ -282,7 +384,7 @@ impl<T: Pod> RwLockWriteGuard<'_, T> {
 
 impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.lock.unlock();
+        self.lock.unlock_write();
     }
 }
 
@@ -290,4 +392,11 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RwLockWriteGuard").field("data", &self.get()).finish()
     }
+}
+
+/// The place at `offset` of `shm` for a `Repr<T>`, with its atomics claimed.
+fn place<T: Pod>(shm: &Arc<SharedMemory>, offset: usize) -> Result<Place> {
+    let place = Place::new::<Repr<T>>(shm, offset)?;
+    place.claim::<AtomicU32>(std::mem::offset_of!(Repr<T>, raw), 2)?;
+    Ok(place)
 }
