@@ -8,6 +8,7 @@ use ipcmem::array::ElementType;
 
 use crate::args::{self, Mode, NewObject, Object, Target};
 use crate::array::{self, Dims};
+use crate::stream::{self, StreamTarget};
 use crate::{data, demo, inspect, manage};
 
 /// Shared memory of both kinds, POSIX objects (/dev/shm) and System V segments, in one tool.
@@ -148,6 +149,10 @@ pub enum Command {
     /// Typed N-dimensional arrays, readable from Julia and Python too: make one, show its values.
     #[command(subcommand, after_help = array::ARRAY_HELP)]
     Array(ArrayCommand),
+    /// Frame streams: a ring of frames with serials and timestamps, no torn frame, every loss
+    /// counted. Make one, publish test frames, watch them arrive, show where it stands.
+    #[command(subcommand, after_help = stream::STREAM_HELP)]
+    Stream(StreamCommand),
     /// Two processes share a POSIX object and a System V segment, step by step.
     #[command(after_help = demo::DEMO_HELP)]
     Demo,
@@ -158,6 +163,8 @@ pub enum Command {
         posix: Object,
         #[arg(value_parser = args::parse_object)]
         sysv: Object,
+        #[arg(value_parser = args::parse_object)]
+        stream: Object,
     },
 }
 
@@ -189,5 +196,85 @@ pub enum ArrayCommand {
         /// How many values to print, from the first: a number, or all.
         #[arg(long, value_name = "N", value_parser = array::parse_limit, default_value = "100")]
         limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    /// Make a new stream with no writer yet (exclusive); print its name, or id:N for System V.
+    #[command(after_help = stream::CREATE_HELP)]
+    Create {
+        /// /name, key:N, or private (a new System V segment without a key).
+        #[arg(value_name = "OBJ", value_parser = args::parse_new_object)]
+        object: NewObject,
+        /// The element type: i8 i16 i32 i64 u8 u16 u32 u64 f32 f64 c32 c64.
+        #[arg(value_name = "TYPE", value_parser = array::parse_element)]
+        element: ElementType,
+        /// The dimensions of one frame, the first varying fastest: 512x512.
+        #[arg(value_name = "DIMS", value_parser = array::parse_dims)]
+        dims: Dims,
+        /// The number of frames the ring holds.
+        #[arg(long, value_name = "N", value_parser = stream::parse_slots)]
+        slots: usize,
+        /// The permission bits, octal (0644 lets every user watch).
+        #[arg(long, value_name = "MODE", value_parser = args::parse_mode, default_value = "0600")]
+        mode: Mode,
+        /// Destroy the stream when no one holds it any more (needs --hold).
+        #[arg(long, requires = "hold")]
+        volatile: bool,
+        /// Keep the stream open until SIGINT or SIGTERM.
+        #[arg(long)]
+        hold: bool,
+    },
+    /// Write test frames (every element of frame n equals n) as the stream's writer.
+    #[command(after_help = stream::PUBLISH_HELP)]
+    Publish {
+        /// /name, key:N or id:N.
+        #[arg(value_name = "OBJ", value_parser = stream::parse_stream)]
+        object: StreamTarget,
+        /// Stop after N frames (default: run until SIGINT or SIGTERM).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Frames per second (default: as fast as possible).
+        #[arg(long, value_name = "HZ", value_parser = stream::parse_rate)]
+        rate: Option<f64>,
+        /// Make the stream if it does not exist, with this element type and frame dims.
+        #[arg(long, num_args = 2, value_names = ["TYPE", "DIMS"], requires = "slots")]
+        create: Option<Vec<String>>,
+        /// The slots of a stream made by --create.
+        #[arg(long, value_name = "N", value_parser = stream::parse_slots, requires = "create")]
+        slots: Option<usize>,
+        /// The permission bits of a stream made by --create, octal.
+        #[arg(long, value_name = "MODE", value_parser = args::parse_mode, default_value = "0600", requires = "create")]
+        mode: Mode,
+    },
+    /// Print each frame received (serial, lost, latency), then a summary.
+    #[command(after_help = stream::WATCH_HELP)]
+    Watch {
+        /// /name, key:N or id:N.
+        #[arg(value_name = "OBJ", value_parser = stream::parse_stream)]
+        object: StreamTarget,
+        /// Stop after N frames (default: run until SIGINT or SIGTERM).
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// How long to wait for the stream to appear and for each frame.
+        #[arg(long, value_name = "SECONDS", value_parser = stream::parse_seconds, default_value = "10")]
+        timeout: std::time::Duration,
+        /// Verify the test pattern of `stream publish`; exit 1 on the first wrong frame.
+        #[arg(long)]
+        check: bool,
+        /// One JSON object per line, the summary last.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a stream: type, dims, slots, serial, last publication, rate, writer.
+    #[command(after_help = stream::INFO_HELP)]
+    Info {
+        /// /name, key:N or id:N.
+        #[arg(value_name = "OBJ", value_parser = stream::parse_stream)]
+        object: StreamTarget,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }

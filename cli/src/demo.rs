@@ -1,12 +1,15 @@
-//! `demo`: two processes share a volatile POSIX object and a volatile System V segment, and say
-//! step by step what they do and see. Nothing is left behind: both objects are volatile.
+//! `demo`: two processes share a volatile POSIX object, a volatile System V segment and a frame
+//! stream, and say step by step what they do and see. Nothing is left behind: every object is
+//! volatile.
 //!
 //! The second process is this program again, run as the hidden command `demo-child`, which
-//! opens the POSIX object by name and the segment by id.
+//! opens the POSIX object by name, the segment by id, and reads a few frames of the stream.
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ipcmem::stream::{StreamReader, StreamWriter};
 use ipcmem::{inventory, Id, Key, SharedMemory};
 
 use crate::failure::{Failure, Outcome};
@@ -15,7 +18,9 @@ use crate::failure::{Failure, Outcome};
 pub const DEMO_HELP: &str = "\
 Creates a volatile POSIX object and a volatile System V segment, starts a second process that
 opens them (by name, by id) and writes a message into each, reads the messages back, and shows
-that both objects are gone once their last handle is dropped.
+that both objects are gone once their last handle is dropped. Meanwhile the first process
+publishes frames into a stream (every element of frame n is n) and the second one receives a
+few of them, with their serials and latencies.
 
 Example:
   $ ipcmem demo
@@ -29,6 +34,12 @@ const PARENT_AT: usize = 0;
 const CHILD_AT: usize = 256;
 /// The longest message read back.
 const MESSAGE_MAX: usize = 256;
+/// The frames of the demo's stream: 4x4 u32, 4 slots, one every 50 ms.
+const FRAME_DIMS: [usize; 2] = [4, 4];
+const SLOTS: usize = 4;
+const FRAME_PERIOD: Duration = Duration::from_millis(50);
+/// How many frames the second process receives.
+const FRAMES_RECEIVED: u64 = 3;
 /// How long the second process may take before the demo gives up on it.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -49,7 +60,24 @@ pub fn run() -> Outcome {
         shm.write_at(PARENT_AT, message.as_bytes())?;
         say("parent", format!("wrote {message:?} into {}", shm.id()));
     }
-    run_child(&name, &segment)?;
+    let stream_name = format!("/ipcmem-demo-{pid}-frames");
+    let mut camera = StreamWriter::<u32>::create(stream_name.as_str(), &FRAME_DIMS, SLOTS)?;
+    say(
+        "parent",
+        format!("created the stream {stream_name}: {SLOTS} slots of 4x4 u32 frames; publishing one every 50 ms"),
+    );
+    let stop = AtomicBool::new(false);
+    let (child_ran, publishing) = std::thread::scope(|scope| {
+        let publisher = scope.spawn(|| publish_frames(&mut camera, &stop));
+        let child_ran = run_child(&name, &segment, &stream_name);
+        stop.store(true, Ordering::Relaxed);
+        (child_ran, publisher.join().unwrap_or(Ok(0)))
+    });
+    child_ran?;
+    let published = publishing?;
+    say("parent", format!("published {published} frames into {stream_name}"));
+    drop(camera);
+    check_gone(&Id::Name(stream_name.clone()), &format!("the stream {stream_name} is gone"))?;
     for shm in [&posix, &sysv] {
         say("parent", format!("read back from {}: {:?}", shm.id(), read_message(shm, CHILD_AT)?));
     }
@@ -62,12 +90,23 @@ pub fn run() -> Outcome {
     Ok(())
 }
 
-/// Starts `ipcmem demo-child NAME ID` and waits for it (at most [`CHILD_TIMEOUT`]).
-fn run_child(name: &str, segment: &Id) -> Outcome {
+/// Publishes a frame every [`FRAME_PERIOD`] until `stop`; returns how many.
+fn publish_frames(camera: &mut StreamWriter<u32>, stop: &AtomicBool) -> Result<u64, Failure> {
+    while !stop.load(Ordering::Relaxed) {
+        let serial = camera.last_serial() + 1;
+        let value = u32::try_from(serial).unwrap_or(u32::MAX);
+        camera.publish_with(|frame| frame.fill(value))?;
+        std::thread::sleep(FRAME_PERIOD);
+    }
+    Ok(camera.last_serial())
+}
+
+/// Starts `ipcmem demo-child NAME ID STREAM` and waits for it (at most [`CHILD_TIMEOUT`]).
+fn run_child(name: &str, segment: &Id, stream: &str) -> Outcome {
     let exe = std::env::current_exe().map_err(|error| Failure::about("demo", error))?;
-    say("parent", format!("starting a second process: ipcmem demo-child {name} {segment}"));
+    say("parent", format!("starting a second process: ipcmem demo-child {name} {segment} {stream}"));
     let mut child = Command::new(exe)
-        .args(["demo-child", name, &segment.to_string()])
+        .args(["demo-child", name, &segment.to_string(), stream])
         .stdin(Stdio::null())
         .spawn()
         .map_err(|error| Failure::about("demo", format!("cannot start the second process: {error}")))?;
@@ -102,8 +141,8 @@ fn check_gone(object: &Id, place: &str) -> Outcome {
     }
 }
 
-/// `ipcmem demo-child NAME ID`: the second process of the demo.
-pub fn child(name: &Id, segment: &Id) -> Outcome {
+/// `ipcmem demo-child NAME ID STREAM`: the second process of the demo.
+pub fn child(name: &Id, segment: &Id, stream: &Id) -> Outcome {
     let pid = std::process::id();
     for (object, how) in [(name, "by name"), (segment, "by id")] {
         let shm = SharedMemory::open(object)?;
@@ -113,7 +152,25 @@ pub fn child(name: &Id, segment: &Id) -> Outcome {
         shm.write_at(CHILD_AT, reply.as_bytes())?;
         say("child", format!("wrote {reply:?} into {object}"));
     }
-    say("child", "exiting: my handles drop, the parent still holds both objects");
+    let mut frames = StreamReader::<u32>::open(stream)?;
+    say("child", format!("opened the stream {stream}: waiting for its frames"));
+    for _ in 0..FRAMES_RECEIVED {
+        let frame = frames.next(CHILD_TIMEOUT)?.ok_or_else(|| Failure::about(stream, "no frame came in time"))?;
+        let latency = frame.info.published().elapsed().unwrap_or_default();
+        let whole = frame.data.iter().all(|&value| u64::from(value) == frame.info.serial);
+        say(
+            "child",
+            format!(
+                "received frame {} (lost {} before it), every element {}: {}, {} µs after its publication",
+                frame.info.serial,
+                frame.info.lost,
+                frame.info.serial,
+                if whole { "yes" } else { "NO" },
+                latency.as_micros()
+            ),
+        );
+    }
+    say("child", "exiting: my handles drop, the parent still holds its objects");
     Ok(())
 }
 

@@ -8,9 +8,8 @@ use std::io::{self, Write};
 use ipcmem::inventory::{self, Filter};
 
 use crate::args::Target;
-use crate::array;
 use crate::failure::{Failure, Outcome};
-use crate::report::{self, ObjectJson, Table};
+use crate::report::{self, Contents, ObjectJson, Table};
 use crate::users::Users;
 
 /// The example of `list --help`.
@@ -22,7 +21,8 @@ STATUS: volatile (held), abandoned (volatile, used by no process: `ipcmem gc` re
 unfinished (a creation killed half way, used by no process: gc removes it), unknown (who uses
 it cannot be known here, as inside a child PID namespace: never called abandoned), dest
 (System V, marked for removal: goes at its last detach), locked, and the shared array the
-object holds (`ipcmem array`, as f32 640x480), or -. list attaches no System V segment, so it
+object holds (`ipcmem array`, as f32 640x480) or the frame stream (`ipcmem stream`, as
+stream f32 512x512 x4: type, frame dims, slots), or -. list attaches no System V segment, so it
 shows the arrays of POSIX objects only: `ipcmem info id:N` reads a segment's. For a semaphore:
 value=N, its count, and volatile (made volatile by ipcmem, held) or unheld (volatile, held by no
 ipcmem handle: gc leaves semaphores, `ipcmem rm sem:/NAME` removes it).
@@ -40,7 +40,9 @@ Example:
 pub const INFO_HELP: &str = "\
 JSON fields (null where a kind has none): kind, name, id, key, size, mode, uid, user, gid,
 nattch, cpid, lpid, atime, dtime, ctime, marked_for_removal, volatile, in_use, array ({\"type\":
-\"f32\", \"dims\": [640, 480]} for a shared array, else null); then object, cuid, cgid, mtime,
+\"f32\", \"dims\": [640, 480]} for a shared array, else null), stream (for a frame stream, as
+`ipcmem stream info --json` gives it: type, frame_dims, slots, serial, writer_pid, writer_alive...;
+else null); then object, cuid, cgid, mtime,
 locked, value (the count of a named semaphore), name_bytes (the exact bytes of a name that is
 not UTF-8, else null; tables escape control characters and such bytes). kind is \"posix\", \"sysv\" or \"semaphore\"
 (sem:/name: its name is /name, as sem_open takes it; its count is read from its file, which is
@@ -66,14 +68,14 @@ pub fn list(filter: Filter, json: bool) -> Outcome {
     let objects: Vec<_> = inventory::list(filter)?
         .into_iter()
         .map(|info| {
-            let array = array::header_of(&info, false);
-            (info, array)
+            let contents = Contents::of(&info, false);
+            (info, contents)
         })
         .collect();
     let mut users = Users::default();
     let text = if json {
         let shown: Vec<ObjectJson> =
-            objects.iter().map(|(info, array)| ObjectJson::new(info, array.as_ref(), &mut users)).collect();
+            objects.iter().map(|(info, contents)| ObjectJson::new(info, contents, &mut users)).collect();
         to_json(&shown)
     } else {
         Table::new(&objects, &mut users).lines().join("\n")
@@ -88,8 +90,8 @@ pub fn info(target: &Target, json: bool) -> Outcome {
         Target::Memory(object) => inventory::info(object)?,
         Target::Semaphore(name) => inventory::semaphore(name)?,
     };
-    let array = array::header_of(&found, true);
-    let shown = ObjectJson::new(&found, array.as_ref(), &mut Users::default());
+    let contents = Contents::of(&found, true);
+    let shown = ObjectJson::new(&found, &contents, &mut Users::default());
     let text = if json { to_json(&shown) } else { report::info_lines(&shown).join("\n") };
     print_line(&text)
 }

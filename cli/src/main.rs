@@ -15,13 +15,14 @@ mod inspect;
 mod manage;
 mod report;
 mod signals;
+mod stream;
 mod users;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{ArrayCommand, Cli, Command};
+use crate::cli::{ArrayCommand, Cli, Command, StreamCommand};
 use crate::failure::Outcome;
 
 fn main() -> ExitCode {
@@ -46,7 +47,27 @@ fn run(command: Command) -> Outcome {
             array::create(&object, element, &dims, mode)
         }
         Command::Array(ArrayCommand::Show { object, limit }) => array::show(&object, limit),
+        Command::Stream(command) => run_stream(command),
         Command::Demo => demo::run(),
-        Command::DemoChild { posix, sysv } => demo::child(&posix, &sysv),
+        Command::DemoChild { posix, sysv, stream } => demo::child(&posix, &sysv, &stream),
+    }
+}
+
+fn run_stream(command: StreamCommand) -> Outcome {
+    match command {
+        StreamCommand::Create { object, element, dims, slots, mode, volatile, hold } => {
+            stream::create(&object, element, &dims, slots, mode, volatile, hold)
+        }
+        StreamCommand::Publish { object, count, rate, create, slots, mode } => {
+            let create = match (create, slots) {
+                (Some(spec), Some(slots)) => Some(stream::new_stream(&spec, slots)?),
+                _ => None,
+            };
+            stream::publish(&object, count, rate, create.as_ref(), mode)
+        }
+        StreamCommand::Watch { object, count, timeout, check, json } => {
+            stream::watch(&object, stream::WatchOptions { count, timeout, check, json })
+        }
+        StreamCommand::Info { object, json } => stream::info(&object, json),
     }
 }

@@ -5,10 +5,36 @@ use std::fmt;
 
 use ipcmem::array::Header;
 use ipcmem::inventory::{Kind, ObjectInfo};
+use ipcmem::stream::StreamInfo;
 use serde::Serialize;
 
 use crate::escape::escaped;
+use crate::stream::StreamJson;
 use crate::users::Users;
+
+/// What an object holds, as `list` and `info` show it: a shared array, which may be a frame
+/// stream.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// The array header, if the object holds a valid one.
+    pub array: Option<Header>,
+    /// The stream, if the array is one.
+    pub stream: Option<StreamInfo>,
+}
+
+impl Contents {
+    /// What `object` holds; see [`crate::array::header_of`] for `attach`.
+    pub fn of(object: &ObjectInfo, attach: bool) -> Contents {
+        let array = crate::array::header_of(object, attach);
+        let stream =
+            array.as_ref().filter(|header| header.ndims() >= 2).and_then(|_| match (&object.name, object.id) {
+                (Some(name), _) => ipcmem::stream::try_inspect(name.as_str()),
+                (None, Some(id)) if attach => ipcmem::stream::try_inspect(id),
+                _ => None,
+            });
+        Contents { array, stream }
+    }
+}
 
 /// One object in JSON. The fields up to `in_use` are the interface scripts rely on; those after
 /// it add what else is known. `null` where a kind has no such field.
@@ -44,6 +70,8 @@ pub struct ObjectJson {
     /// The shared array the object holds (`ipcmem array`); `null` if none, or unread (a System V
     /// segment in `list`, which attaches nothing).
     pub array: Option<ArrayJson>,
+    /// The frame stream the object holds (`ipcmem stream info --json`); `null` if none.
+    pub stream: Option<StreamJson>,
     /// The object as the commands take it: `/name`, `id:N` or `sem:/name`.
     pub object: String,
     pub cuid: Option<u32>,
@@ -86,7 +114,7 @@ impl fmt::Display for ArrayJson {
 
 impl ObjectJson {
     /// The JSON form of `info`, with the array the object holds.
-    pub fn new(info: &ObjectInfo, array: Option<&Header>, users: &mut Users) -> ObjectJson {
+    pub fn new(info: &ObjectInfo, contents: &Contents, users: &mut Users) -> ObjectJson {
         ObjectJson {
             kind: kind_name(info.kind),
             name: info.name.clone(),
@@ -106,7 +134,8 @@ impl ObjectJson {
             marked_for_removal: info.marked_for_removal,
             volatile: info.volatile,
             in_use: info.in_use,
-            array: array.map(ArrayJson::from),
+            array: contents.array.as_ref().map(ArrayJson::from),
+            stream: contents.stream.as_ref().map(StreamJson::from),
             object: info.label(),
             cuid: info.cuid,
             cgid: info.cgid,
@@ -129,7 +158,12 @@ fn kind_name(kind: Kind) -> &'static str {
 
 /// The lines of `info`: every JSON field, in the same order, `-` for null.
 pub fn info_lines(json: &ObjectJson) -> Vec<String> {
-    let fields: [(&str, String); 25] = [
+    let stream = json.stream.as_ref().map(|stream| {
+        let dims: Vec<String> = stream.frame_dims.iter().map(usize::to_string).collect();
+        let writer = stream.writer_pid.map_or_else(String::new, |pid| format!(", writer pid {pid} {}", stream.writer));
+        format!("{} {} x{}, serial {}{writer}", stream.element, dims.join("x"), stream.slots, stream.serial)
+    });
+    let fields: [(&str, String); 26] = [
         ("object", json.shown.clone()),
         ("kind", json.kind.to_owned()),
         (
@@ -159,6 +193,7 @@ pub fn info_lines(json: &ObjectJson) -> Vec<String> {
         ("volatile", shown(json.volatile)),
         ("in_use", shown(json.in_use)),
         ("array", shown(json.array.as_ref())),
+        ("stream", shown(stream)),
         ("value", shown(json.value)),
     ];
     let width = fields.iter().map(|(field, _)| field.len()).max().unwrap_or(0);
@@ -184,9 +219,9 @@ const MAX_WIDTH: [usize; COLUMNS] = [5, 30, 10, 10, 4, 10, 6, 7, 9];
 
 impl Table {
     /// The table of `objects`, each with the array it holds.
-    pub fn new(objects: &[(ObjectInfo, Option<Header>)], users: &mut Users) -> Table {
+    pub fn new(objects: &[(ObjectInfo, Contents)], users: &mut Users) -> Table {
         let mut rows = vec![HEADER.map(str::to_owned)];
-        rows.extend(objects.iter().map(|(info, array)| row(info, array.as_ref(), users)));
+        rows.extend(objects.iter().map(|(info, contents)| row(info, contents, users)));
         Table { rows }
     }
 
@@ -221,7 +256,7 @@ impl Table {
     }
 }
 
-fn row(info: &ObjectInfo, array: Option<&Header>, users: &mut Users) -> [String; COLUMNS] {
+fn row(info: &ObjectInfo, contents: &Contents, users: &mut Users) -> [String; COLUMNS] {
     let dash = || "-".to_owned();
     // `semaphore` would widen the KIND column of every row.
     let kind = if info.kind == Kind::Semaphore { "sem" } else { kind_name(info.kind) };
@@ -234,7 +269,7 @@ fn row(info: &ObjectInfo, array: Option<&Header>, users: &mut Users) -> [String;
         users.name(info.uid).unwrap_or_else(|| info.uid.to_string()),
         info.nattch.map_or_else(dash, |n| n.to_string()),
         info.cpid.map_or_else(dash, |pid| pid.to_string()),
-        status(info, array),
+        status(info, contents),
     ]
 }
 
@@ -251,11 +286,11 @@ pub fn compact_size(size: u64) -> String {
 /// The STATUS column: `volatile` (held), `abandoned` (volatile, no holder: `gc` removes it),
 /// `unfinished` (a creation killed half way: `gc` removes it), `unknown` (its holders cannot
 /// be known here), `dest` (marked for removal), `locked`, and the array the object holds
-/// (`f32 640x480`), or `-`;
+/// (`f32 640x480`) or the stream (`stream f32 512x512 x4`), or `-`;
 /// for a semaphore, `volatile` (held) or `unheld` (`gc` leaves semaphores), and `value=N`.
 /// The array is a word of STATUS, the last column, rather than a column of its own: only the
 /// lines of arrays grow, and the table keeps within 100 columns for ordinary names.
-fn status(info: &ObjectInfo, array: Option<&Header>) -> String {
+fn status(info: &ObjectInfo, contents: &Contents) -> String {
     let words: Vec<&str> = match info.kind {
         _ if info.unfinished && info.in_use == Some(false) => vec!["unfinished"],
         Kind::Posix if info.is_abandoned() => vec!["abandoned"],
@@ -279,7 +314,11 @@ fn status(info: &ObjectInfo, array: Option<&Header>) -> String {
         .filter_map(|(set, word)| set.then_some(word))
         .collect(),
     };
-    let array = array.map(Header::to_string);
+    // A stream shows as one (`stream f32 512x512 x4`), not as the array it also is.
+    let array = match &contents.stream {
+        Some(stream) => Some(stream.to_string()),
+        None => contents.array.as_ref().map(Header::to_string),
+    };
     let value = info.value.map(|value| format!("value={value}"));
     let words: Vec<&str> = words.into_iter().chain(array.as_deref()).chain(value.as_deref()).collect();
     if words.is_empty() {

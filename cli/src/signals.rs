@@ -63,6 +63,31 @@ impl Blocked {
     }
 }
 
+impl Blocked {
+    /// Takes a stop signal that arrived (or arrives within `timeout`): its number, or `None`.
+    /// Zero looks without waiting.
+    pub fn wait_timeout(&self, timeout: std::time::Duration) -> io::Result<Option<libc::c_int>> {
+        let spec = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos().cast_signed()),
+        };
+        loop {
+            // SAFETY: `self.set` is an initialised sigset_t of blocked signals; the siginfo is
+            // not asked for (null); `spec` is a valid timespec.
+            let signal = unsafe { libc::sigtimedwait(&raw const self.set, std::ptr::null_mut(), &raw const spec) };
+            if signal >= 0 {
+                return Ok(Some(signal));
+            }
+            let error = io::Error::last_os_error();
+            match error.raw_os_error() {
+                Some(libc::EAGAIN) => return Ok(None),
+                Some(libc::EINTR) => {}
+                _ => return Err(error),
+            }
+        }
+    }
+}
+
 /// Restores the default action of `SIGPIPE`, which Rust programs ignore: `ipcmem read … | head`
 /// then ends quietly when `head` has had enough, as other Unix filters do, instead of
 /// reporting a broken pipe.

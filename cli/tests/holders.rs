@@ -176,6 +176,9 @@ fn demo_runs_and_leaves_nothing() {
     assert!(stdout.contains("read back from"), "{stdout}");
     assert!(stdout.contains("hello from the child"), "{stdout}");
     assert!(stdout.contains("nothing is left behind"), "{stdout}");
+    assert_eq!(stdout.matches("every element").count(), 3, "three frames received:\n{stdout}");
+    assert!(!stdout.contains(": NO,"), "a frame was not whole:\n{stdout}");
+    assert!(!posix_exists(&format!("{name}-frames")));
     assert!(!posix_exists(&name));
     let segment = stdout.split_whitespace().find(|word| word.starts_with("id:")).expect("the segment id");
     assert!(!segment_exists(segment_id(segment.trim_end_matches([',', ':', '.']))));

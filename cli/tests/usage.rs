@@ -5,7 +5,8 @@ mod common;
 
 use common::{ipcmem, unique_name};
 
-const COMMANDS: [&str; 11] = ["create", "hold", "list", "info", "rm", "read", "write", "chmod", "key", "gc", "demo"];
+const COMMANDS: [&str; 12] =
+    ["create", "hold", "list", "info", "rm", "read", "write", "chmod", "key", "gc", "stream", "demo"];
 
 /// Fails if `stderr` shows a Rust panic or a debug dump.
 fn assert_no_panic(stderr: &str) {

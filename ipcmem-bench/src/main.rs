@@ -10,9 +10,13 @@
 //! System V, by this process: what an error, a panic or an interruption (SIGINT, SIGTERM,
 //! SIGHUP) leaves is removed by a sweep when the run ends (see [`stop`]).
 
+#[cfg(feature = "zenoh")]
+mod bridge;
 mod copy;
 mod failure;
 mod huge;
+#[cfg(feature = "iceoryx2")]
+mod iceoryx;
 mod lifecycle;
 mod open;
 mod pingpong;
@@ -21,6 +25,7 @@ mod ready;
 mod section;
 mod stats;
 mod stop;
+mod stream;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,9 +35,18 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, 
 use crate::failure::{failure, Outcome};
 use crate::section::{Section, Settings};
 
-/// Every section, in the order a run measures them.
-const SECTIONS: &[Section] =
-    &[lifecycle::SECTION, copy::SECTION, ready::SECTION, open::SECTION, huge::SECTION, pingpong::SECTION];
+/// Every section, in the order a run measures them (`--zenoh` with the cargo feature `zenoh`).
+const SECTIONS: &[Section] = &[
+    lifecycle::SECTION,
+    copy::SECTION,
+    ready::SECTION,
+    open::SECTION,
+    huge::SECTION,
+    pingpong::SECTION,
+    stream::SECTION,
+    #[cfg(feature = "zenoh")]
+    bridge::SECTION,
+];
 
 /// The text after the options in `--help`.
 const AFTER_HELP: &str = "\
@@ -94,6 +108,13 @@ enum Hidden {
     /// The POSIX rows of `--huge`, in a mount namespace of its own.
     #[command(hide = true)]
     HugePosix(huge::HugePosixArgs),
+    /// The second process of `--stream`.
+    #[command(hide = true)]
+    StreamReader(stream::ReaderArgs),
+    /// The second process of `--stream`'s iceoryx2 rows.
+    #[cfg(feature = "iceoryx2")]
+    #[command(hide = true)]
+    Iceoryx2Reader(iceoryx::ReaderArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +123,9 @@ fn main() -> ExitCode {
     let outcome = match &cli.hidden {
         Some(Hidden::Pong(args)) => pingpong::pong(args),
         Some(Hidden::HugePosix(args)) => huge::huge_posix(args),
+        Some(Hidden::StreamReader(args)) => stream::reader(args),
+        #[cfg(feature = "iceoryx2")]
+        Some(Hidden::Iceoryx2Reader(args)) => iceoryx::reader(args),
         None => run(&cli.options, &selected(&matches)),
     };
     failure::exit_code(outcome)

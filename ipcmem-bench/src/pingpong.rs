@@ -206,6 +206,13 @@ pub fn run(settings: &Settings) -> Outcome {
     Ok(())
 }
 
+/// The median round trip through `Event`s with the default spin budget (as in the table), for
+/// other sections that compare with it (`--stream`).
+pub fn event_spin_round_trip(iterations: usize) -> Result<Duration, Failure> {
+    let overhead = measure(iterations, || Ok(()))?.median_of_means(MEAN_OF);
+    Ok(round_trips(Mode::EventSpin, iterations)?.less(overhead).median_of_means(MEAN_OF))
+}
+
 /// `iterations` round trips through `mode`, with a new second process.
 fn round_trips(mode: Mode, iterations: usize) -> Result<Samples, Failure> {
     let _pinned = mode.cpu(true).map(Pinned::to).transpose()?;
@@ -419,7 +426,6 @@ fn end(child: &mut Child) {
 }
 
 /// What the two processes pass the turn with, in their shared memory.
-#[allow(clippy::large_enum_variant, reason = "one channel a benchmark run: its size does not matter")]
 enum Channel {
     /// A busy-wait, with a `pause` at each check or not.
     Words {

@@ -279,6 +279,16 @@ fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
     assert_nothing_left(run.pid);
 }
 
+#[test]
+fn bench_stream_quick_prints_every_frame_size_and_leaves_nothing() {
+    let run = run(&["--stream", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## Frame streams: publish, read, latency"), "{}", run.stdout);
+    assert_rows(&run.stdout, &["64 KiB", "1 MiB", "16 MiB"]);
+    assert!(run.stdout.contains("Frames the latency reader lost"), "{}", run.stdout);
+    assert_nothing_left(run.pid);
+}
+
 /// Starts a run far too long to finish, interrupts it with `signal` once it has started
 /// measuring, and checks that it stops at once, says so, and leaves nothing.
 fn interrupted(args: &[&str], signal: i32) {
@@ -337,5 +347,27 @@ fn a_size_beyond_the_free_space_is_refused_before_anything_is_made() {
     assert!(run.stderr.contains("choose a smaller --size"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(!run.stdout.contains("##"), "nothing measured: {}", run.stdout);
+    assert_nothing_left(run.pid);
+}
+
+/// `--zenoh --quick` (cargo feature `zenoh`): both paths of every case measured, nothing left.
+#[cfg(feature = "zenoh")]
+#[test]
+fn bench_zenoh_quick_measures_both_paths_and_leaves_nothing() {
+    let run = run(&["--zenoh", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## Streams over Zenoh (loopback)"), "{}", run.stdout);
+    let rows = rows(&run.stdout);
+    assert_eq!(rows.len(), 8, "2 sizes x 2 rates x 2 paths:\n{}", run.stdout);
+    for size in ["64 KiB", "1 MiB"] {
+        for rate in ["full", "1000 Hz"] {
+            for path in ["local stream", "Zenoh, loopback TCP"] {
+                let wanted = format!("{size} | {rate} | {path}");
+                let row = rows.iter().find(|row| row.join(" | ").contains(&wanted));
+                let row = row.unwrap_or_else(|| panic!("no row {wanted:?}:\n{}", run.stdout));
+                assert!(row.iter().any(|cell| is_time(cell)), "{row:?}");
+            }
+        }
+    }
     assert_nothing_left(run.pid);
 }

@@ -544,7 +544,7 @@ fn read_header(shm: &SharedMemory) -> Result<Header> {
 }
 
 /// Reads the header of `shm`, waiting up to `wait` for one still being written.
-fn await_header(shm: &SharedMemory, wait: Duration) -> Result<Header> {
+pub(crate) fn await_header(shm: &SharedMemory, wait: Duration) -> Result<Header> {
     let start = Instant::now();
     let mut pause = Duration::from_micros(50);
     loop {
@@ -572,6 +572,11 @@ pub fn inspect(obj: impl Into<Id>) -> Result<Header> {
     await_header(&SharedMemory::look(obj)?, DEFAULT_WAIT)
 }
 
+/// What the open object `shm` holds, if a valid, complete header now (no waiting, no error).
+pub(crate) fn try_inspect_memory(shm: &SharedMemory) -> Option<Header> {
+    read_header(shm).ok()
+}
+
 /// What the open object `shm` holds, as its header says now (no waiting).
 pub fn inspect_memory(shm: &SharedMemory) -> Result<Header> {
     await_header(shm, Duration::ZERO)
@@ -593,7 +598,26 @@ pub fn try_inspect(obj: impl Into<Id>) -> Option<Header> {
 
 /// Reads the header of the POSIX object `name` through its file in `/dev/shm`.
 fn peek_posix(name: &str) -> Option<Header> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let (file, object_len) = open_for_peek(name)?;
+    peek_header(&file, object_len)
+}
+
+/// Reads the header at the start of `file` (an object of `object_len` bytes), checked.
+pub(crate) fn peek_header(file: &std::fs::File, object_len: usize) -> Option<Header> {
+    use std::os::unix::fs::FileExt;
+    let mut fixed = [0; FIXED_HEADER_SIZE];
+    file.read_exact_at(&mut fixed, 0).ok()?;
+    let ndims = usize::from(u16::from_ne_bytes([fixed[6], fixed[7]]));
+    // Bounded by N <= 65535 and by the file's size, as in `read_header`.
+    let mut bytes = vec![0; (FIXED_HEADER_SIZE + 8 * ndims).min(object_len)];
+    file.read_exact_at(&mut bytes, 0).ok()?;
+    parse_header(&bytes, object_len).ok()
+}
+
+/// Opens the file of the POSIX object `name` to read it as a file (neither mapped nor locked,
+/// without changing its access time where permitted); gives it and its size.
+pub(crate) fn open_for_peek(name: &str) -> Option<(std::fs::File, usize)> {
+    use std::os::unix::fs::OpenOptionsExt;
     crate::posix::check_name(name).ok()?;
     let path = crate::posix::path_of(name);
     let open = |flags| {
@@ -611,13 +635,7 @@ fn peek_posix(name: &str) -> Option<Header> {
         return None;
     }
     let object_len = usize::try_from(metadata.len()).ok()?;
-    let mut fixed = [0; FIXED_HEADER_SIZE];
-    file.read_exact_at(&mut fixed, 0).ok()?;
-    let ndims = usize::from(u16::from_ne_bytes([fixed[6], fixed[7]]));
-    // Bounded by N <= 65535 and by the file's size, as in `read_header`.
-    let mut bytes = vec![0; (FIXED_HEADER_SIZE + 8 * ndims).min(object_len)];
-    file.read_exact_at(&mut bytes, 0).ok()?;
-    parse_header(&bytes, object_len).ok()
+    Some((file, object_len))
 }
 
 /// A typed N-dimensional array in shared memory, in the Julia package's layout: the header,
@@ -804,7 +822,7 @@ fn new_header<T: Element>(id: &Id, dims: &[usize]) -> Result<Header> {
 
 /// Writes `header` into the new object `shm`: every field, then the magic with a release
 /// store, so that a reader that sees the magic sees the rest.
-fn write_header(shm: &SharedMemory, header: &Header) -> Result<()> {
+pub(crate) fn write_header(shm: &SharedMemory, header: &Header) -> Result<()> {
     let bytes = header.encode();
     shm.write_at(4, &bytes[4..])?;
     shm.atomic_u32s(0, 1)?[0].store(MAGIC, Ordering::Release);
@@ -1029,6 +1047,12 @@ impl<T: Element> SharedArray<T> {
     /// Marks the object for destruction; see [`SharedMemory::remove`].
     pub fn remove(&self) -> Result<()> {
         self.shm.remove()
+    }
+}
+
+impl<T: Element> crate::shm::AsSharedMemory for SharedArray<T> {
+    fn as_shared_memory(&self) -> &SharedMemory {
+        &self.shm
     }
 }
 

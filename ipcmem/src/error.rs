@@ -166,6 +166,25 @@ pub enum Error {
         /// What the fault means, as far as can be told.
         cause: String,
     },
+    /// A stream's writer is gone: its process died (killed, crashed) or it closed the stream;
+    /// see [`crate::stream`].
+    #[error("{object}: the stream's writer (pid {pid}) is gone: {reason}")]
+    WriterGone {
+        /// The stream.
+        object: String,
+        /// The writer's process id, as the stream recorded it.
+        pid: u32,
+        /// `"its process died"` or `"it closed the stream"`.
+        reason: &'static str,
+    },
+    /// An object whose stream control block breaks the layout (see [`crate::stream`]).
+    #[error("{object}: not a valid frame stream: {reason}")]
+    BadStream {
+        /// The object.
+        object: String,
+        /// The check of the layout that the control block breaks.
+        reason: String,
+    },
     /// A volatile object on which another process has held an exclusive `flock(2)` for longer
     /// than an opener waits. ipcmem itself takes one only for the moment of a removal; a longer
     /// one is another program's (`flock -x`).
@@ -321,6 +340,8 @@ impl Error {
             | Self::NotInitialised { object, .. }
             | Self::Shrunk { object, .. }
             | Self::Fault { object, .. }
+            | Self::WriterGone { object, .. }
+            | Self::BadStream { object, .. }
             | Self::Locked { object, .. }
             | Self::Os { object, .. } => object,
         }
@@ -337,7 +358,8 @@ impl Error {
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
             | Self::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
-            Self::BadHeader { .. } | Self::TypeMismatch { .. } => io::ErrorKind::InvalidData,
+            Self::BadHeader { .. } | Self::TypeMismatch { .. } | Self::BadStream { .. } => io::ErrorKind::InvalidData,
+            Self::WriterGone { .. } => io::ErrorKind::BrokenPipe,
             Self::NotInitialised { .. } => io::ErrorKind::TimedOut,
             Self::Shrunk { .. } => io::ErrorKind::UnexpectedEof,
             Self::Fault { .. } => io::ErrorKind::Other,

@@ -2,6 +2,7 @@
 //! parking on a futex.
 
 use std::fmt;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,9 +11,8 @@ use rustix::io::Errno;
 use rustix::thread::futex;
 
 use crate::error::{Error, Result};
-use crate::shm::SharedMemory;
+use crate::shm::{AsSharedMemory, SharedMemory};
 use crate::sync::futex::RECHECK;
-use crate::sync::Place;
 
 /// How many checks of the word go between two looks at the clock while spinning.
 const CHECKS_PER_CLOCK_READ: u32 = 64;
@@ -54,6 +54,13 @@ struct Repr {
 /// the notifier saw no one to wake) returns at most that late. A waiter killed while parked
 /// leaves the waiter count raised, which only makes each later notification pay a system call.
 ///
+/// The event may live in any handle that owns a mapping ([`AsSharedMemory`]: a
+/// [`SharedMemory`], a [`SharedArray`](crate::SharedArray), …), read-write or **read-only**.
+/// A read-only handle can wait (`FUTEX_WAIT` needs only read access) but cannot register as a
+/// parked waiter, so a notification skips its system call when only read-only waiters are
+/// parked: they are woken by the notifier's [`wake_all_parked`](Self::wake_all_parked), or by
+/// the end of their timeout. Notifying through a read-only handle does nothing (returns 0).
+///
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
@@ -72,9 +79,19 @@ struct Repr {
 /// # Ok::<(), ipcmem::Error>(())
 /// ```
 pub struct Event {
-    place: Place,
+    /// Keeps the mapping alive for as long as the event is used.
+    host: Arc<dyn AsSharedMemory>,
+    offset: usize,
+    repr: NonNull<Repr>,
+    readonly: bool,
     spin: Duration,
 }
+
+// SAFETY: an `Event` is an `Arc` of a thread-safe handle and an address into the mapping that
+// the handle keeps alive; the memory is accessed only through atomics and futex calls.
+unsafe impl Send for Event {}
+// SAFETY: as above.
+unsafe impl Sync for Event {}
 
 impl Event {
     /// The bytes an event takes in shared memory.
@@ -85,14 +102,35 @@ impl Event {
     /// parking and waking, so that spinning never costs much more than parking would.
     pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
-    /// The event at `offset` of `shm` ([`SIZE`](Self::SIZE) bytes, aligned to
-    /// [`ALIGN`](Self::ALIGN)), with the default spin budget. Nothing is initialised: the bytes
-    /// are used as they are (zero in new shared memory). Fails on a read-only handle, a
-    /// misaligned offset, or one out of bounds.
-    pub fn attach_at(shm: &Arc<SharedMemory>, offset: usize) -> Result<Event> {
-        let place = Place::new::<Repr>(shm, offset)?;
+    /// The event at `offset` of the memory of `host` ([`SIZE`](Self::SIZE) bytes, aligned to
+    /// [`ALIGN`](Self::ALIGN)), with the default spin budget; `host` is any handle that owns a
+    /// mapping, read-write or read-only (see the type's documentation). Nothing is
+    /// initialised: the bytes are used as they are (zero in new shared memory). Fails on a
+    /// misaligned offset or one out of bounds.
+    pub fn attach_at<H: AsSharedMemory>(host: &Arc<H>, offset: usize) -> Result<Event> {
+        let shm = host.as_shared_memory();
+        let object = || shm.id().to_string();
+        if offset.checked_add(Event::SIZE).is_none_or(|end| end > shm.len()) {
+            return Err(Error::OutOfBounds { object: object(), offset, length: Event::SIZE, len: shm.len() });
+        }
+        // In bounds (checked above): the address lies within the mapping; aligned: checked below.
+        #[allow(clippy::cast_ptr_alignment)]
+        let address = shm.as_mut_ptr().wrapping_add(offset).cast::<Repr>();
+        if !address.is_aligned() {
+            return Err(Error::Misaligned { object: object(), offset, align: Event::ALIGN });
+        }
+        let repr = NonNull::new(address)
+            .ok_or_else(|| Error::InvalidArgument { object: object(), reason: "the mapping has no address".into() })?;
+        let readonly = shm.is_readonly();
         let single_cpu = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
-        Ok(Event { place, spin: if single_cpu { Duration::ZERO } else { Event::DEFAULT_SPIN } })
+        let spin = if single_cpu { Duration::ZERO } else { Event::DEFAULT_SPIN };
+        let host: Arc<dyn AsSharedMemory> = Arc::clone(host) as Arc<dyn AsSharedMemory>;
+        Ok(Event { host, offset, repr, readonly, spin })
+    }
+
+    /// Whether the event was attached through a read-only handle: it can wait, not notify.
+    pub fn is_readonly(&self) -> bool {
+        self.readonly
     }
 
     /// This handle's spin budget: how long its waits spin before parking; zero parks at once.
@@ -102,19 +140,29 @@ impl Event {
         self
     }
 
+    /// Sets this handle's spin budget, as [`with_spin`](Self::with_spin) does.
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
     /// The spin budget of this handle's waits.
     pub fn spin(&self) -> Duration {
         self.spin
     }
 
     /// The shared memory object the event lives in.
-    pub fn shared_memory(&self) -> &Arc<SharedMemory> {
-        self.place.shm()
+    pub fn shared_memory(&self) -> &SharedMemory {
+        self.host.as_shared_memory()
     }
 
     /// Its offset in the shared memory object.
     pub fn offset(&self) -> usize {
-        self.place.offset()
+        self.offset
+    }
+
+    /// The event as errors name it: `"/name at offset 64"`.
+    fn object(&self) -> String {
+        format!("{} at offset {}", self.shared_memory().id(), self.offset)
     }
 
     /// The number of notifications so far (wrapping): read it before checking the condition,
@@ -148,7 +196,22 @@ impl Event {
         self.notify(i32::MAX.cast_unsigned())
     }
 
+    /// Wakes every waiter parked on the futex, in every process, without adding to the count:
+    /// for a notifier that must also reach waiters that could not register (those of read-only
+    /// handles), which [`notify_all`](Self::notify_all) skips when no registered waiter is
+    /// parked. Costs a system call; returns how many it woke (0 through a read-only handle).
+    #[doc(alias = "FUTEX_WAKE")]
+    pub fn wake_all_parked(&self) -> usize {
+        if self.readonly {
+            return 0;
+        }
+        futex::wake(&self.repr().count, futex::Flags::empty(), i32::MAX.cast_unsigned()).unwrap_or(0)
+    }
+
     fn notify(&self, count: u32) -> usize {
+        if self.readonly {
+            return 0;
+        }
         let repr = self.repr();
         // SeqCst on both sides: either the waiter sees the new count, or this sees the waiter.
         repr.count.fetch_add(1, Ordering::SeqCst);
@@ -200,7 +263,10 @@ impl Event {
     /// Sleeps on the futex until the count differs from `seen` or the deadline passes.
     fn park(&self, seen: u32, deadline: Option<Instant>) -> Result<Option<u32>> {
         let repr = self.repr();
-        repr.waiters.fetch_add(1, Ordering::SeqCst);
+        // A read-only mapping cannot take the store: its waiter parks unregistered.
+        if !self.readonly {
+            repr.waiters.fetch_add(1, Ordering::SeqCst);
+        }
         let result = loop {
             let value = repr.count.load(Ordering::SeqCst);
             if value != seen {
@@ -221,29 +287,34 @@ impl Event {
             // the load above and the sleep is lost); its timeout is relative, on CLOCK_MONOTONIC.
             match futex::wait(&repr.count, futex::Flags::empty(), seen, left.as_ref()) {
                 Ok(()) | Err(Errno::AGAIN | Errno::INTR | Errno::TIMEDOUT) => {}
-                Err(errno) => break Err(Error::Os { object: self.place.object(), operation: "futex wait", errno }),
+                Err(errno) => break Err(Error::Os { object: self.object(), operation: "futex wait", errno }),
             }
         };
-        // Saturating: garbage may have zeroed the count meanwhile.
-        repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1))).ok();
+        if !self.readonly {
+            // Saturating: garbage may have zeroed the count meanwhile.
+            repr.waiters.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1))).ok();
+        }
         result
     }
 
     fn repr(&self) -> &Repr {
-        // SAFETY: the place holds a `Repr` in bounds and aligned (checked by `Place::new`) in a
-        // mapping it keeps for the life of `self`; a `Repr` is atomics only, which other
-        // processes may access concurrently, and any bits are valid.
-        unsafe { &*self.place.ptr::<Repr>() }
+        // SAFETY: `repr` points to a `Repr` in bounds and aligned (checked by `attach_at`) in a
+        // mapping that `host` keeps for the life of `self`; a `Repr` is atomics only, which
+        // other processes may access concurrently, and any bits are valid. Through a read-only
+        // mapping only loads and FUTEX_WAIT touch it (stores are skipped when `readonly`).
+        unsafe { self.repr.as_ref() }
     }
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Event")
-            .field("place", &self.place)
+            .field("object", &self.shared_memory().id())
+            .field("offset", &self.offset)
+            .field("readonly", &self.readonly)
             .field("value", &self.value())
             .field("spin", &self.spin)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

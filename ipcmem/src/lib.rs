@@ -2,7 +2,9 @@
 //! System V segments (`shmget`, keys and ids), with the calls of the Julia package
 //! InterProcessCommunication.jl and what its peers lack: open-or-create that says which,
 //! volatile objects that really vanish when the last user (or a crashed one) is gone, and a
-//! sound safe API.
+//! sound safe API. On top of them: typed arrays in the Julia package's layout ([`array`](mod@array)) and
+//! frame streams between processes, with serials, timestamps, no torn frame and every loss
+//! counted ([`stream`]).
 //!
 //! ```
 //! use ipcmem::{Key, Outcome, SharedMemory};
@@ -56,6 +58,7 @@ pub mod posix;
 mod prefault;
 pub mod semaphore;
 pub mod shm;
+pub mod stream;
 pub mod sync;
 pub mod sysv;
 
@@ -64,7 +67,7 @@ pub use error::{Error, Limit, NameRule, Result};
 pub use event::Event;
 pub use key::{Id, Key, ShmId};
 pub use semaphore::{Semaphore, SemaphoreOptions};
-pub use shm::{shmrm, Access, Holding, Outcome, Persistence, SharedMemory, ShmOptions};
+pub use shm::{shmrm, Access, AsSharedMemory, Holding, Outcome, Persistence, SharedMemory, ShmOptions};
 pub use sysv::ShmInfo;
 
 /// The size of a memory page, read from the system at run time, as `IPC.PAGE_SIZE` in Julia.

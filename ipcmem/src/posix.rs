@@ -420,6 +420,11 @@ impl Object {
         Some((vfs.f_bavail * vfs.f_frsize, vfs.f_blocks * vfs.f_frsize))
     }
 
+    /// Whether the name still names this object (not gone, not one made later under it).
+    pub(crate) fn is_still_named(&self) -> bool {
+        self.identity().is_ok_and(|identity| identity.is_named(self.path.as_str()))
+    }
+
     /// Removes the name if it still names this object (not one made later under that name, or
     /// renamed onto it): see [`unlink_if_ours`].
     pub(crate) fn remove(&self) -> Result<()> {

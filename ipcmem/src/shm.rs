@@ -664,6 +664,20 @@ impl SharedMemory {
         }
     }
 
+    /// Whether the object can still be found as it was opened: a POSIX name still names this
+    /// object (not removed, not made anew); a System V segment opened by `key` is still the
+    /// key's. One step of a `stat` or `shmget`, for readers that follow an object re-created
+    /// under the same name.
+    pub(crate) fn is_still_found(&self, opened_as: &Id) -> bool {
+        match (&self.backing, opened_as) {
+            (Backing::Posix(object), _) => object.is_still_named(),
+            (Backing::SysV(attachment), Id::Key(key)) => {
+                sysv::shmget(*key, 0, ShmFlags::default()).is_ok_and(|id| id == attachment.id())
+            }
+            (Backing::SysV(_), _) => true,
+        }
+    }
+
     /// Marks the object for destruction, as `rm(shm)` in Julia: a POSIX name is unlinked (if it
     /// still names this object), a System V segment is marked (`IPC_RMID`). Handles, this one
     /// included, stay usable until dropped.
@@ -970,6 +984,20 @@ impl fmt::Debug for SharedMemory {
             .field("len", &self.len())
             .field("readonly", &self.readonly)
             .finish_non_exhaustive()
+    }
+}
+
+/// A handle that owns a mapped shared memory object: [`SharedMemory`], [`SharedArray`](crate::SharedArray),
+/// the stream handles. Objects placed in the memory (an [`Event`](crate::Event)) hold an `Arc`
+/// of the handle, whatever its type, to keep the mapping alive.
+pub trait AsSharedMemory: Send + Sync + 'static {
+    /// The shared memory object the handle maps.
+    fn as_shared_memory(&self) -> &SharedMemory;
+}
+
+impl AsSharedMemory for SharedMemory {
+    fn as_shared_memory(&self) -> &SharedMemory {
+        self
     }
 }
 

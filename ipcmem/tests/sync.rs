@@ -711,8 +711,39 @@ fn event_wait_timeout_and_bad_places() {
     }
     assert!(matches!(Event::attach_at(&shm, 2), Err(Error::Misaligned { .. })));
     assert!(matches!(Event::attach_at(&shm, 4092), Err(Error::OutOfBounds { .. })));
+    // A read-only handle waits (FUTEX_WAIT needs only read access) but cannot notify.
     let readonly = Arc::new(SharedMemory::open_readonly(name.as_str()).unwrap());
-    assert!(matches!(Event::attach_at(&readonly, 0), Err(Error::ReadOnly { .. })));
+    let watcher = Event::attach_at(&readonly, 8).unwrap().with_spin(Duration::ZERO);
+    assert!(watcher.is_readonly());
+    let seen = watcher.value();
+    assert_eq!((watcher.notify_all(), watcher.wake_all_parked(), watcher.value()), (0, 0, seen));
+    let notifier = Event::attach_at(&shm, 8).unwrap();
+    let woken = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| watcher.wait_timeout(seen, Duration::from_secs(5)).unwrap());
+        // The read-only waiter could not register: notify_all skips the system call, and
+        // wake_all_parked reaches it.
+        std::thread::sleep(Duration::from_millis(50));
+        notifier.notify_all();
+        while !waiting.is_finished() {
+            notifier.wake_all_parked();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        waiting.join().unwrap()
+    });
+    assert_eq!(woken, Some(seen.wrapping_add(1)));
+}
+
+#[test]
+fn event_placed_in_a_shared_array() {
+    let name = format!("/ipcmem-test-event-array-{}", std::process::id());
+    let array = Arc::new(ipcmem::SharedArray::<u64>::create(name.as_str(), &[16]).unwrap());
+    // The event lives in the array's first element; the array handle keeps it mapped.
+    let event = Event::attach_at(&array, 64).unwrap();
+    let seen = event.value();
+    event.notify_one();
+    assert_eq!(event.wait_timeout(seen, Duration::from_secs(1)).unwrap(), Some(seen.wrapping_add(1)));
+    assert_eq!(event.shared_memory().id(), array.id());
+    assert!(matches!(Event::attach_at(&array, 64 + 16 * 8), Err(Error::OutOfBounds { .. })));
 }
 
 /// [`Mutex::init_at`] for these tests and benches, which write a mutex's bytes only through its

@@ -1,0 +1,427 @@
+//! `--stream`: frame streams (`ipcmem::stream`) for frames of 64 KiB, 1 MiB and 16 MiB.
+//!
+//! - **Publishing** a frame (`RawWriter::publish`: the copy into the next slot under its
+//!   seqlock, serial, times, notification) against `memcpy` of the frame into the same slots.
+//! - **Reading** a frame (`RawReader::latest_into`: the copy out, checked by the seqlock)
+//!   against `memcpy` out of the same slot into the same buffer.
+//! - **Latency** from publication to receipt: a reader in a second process (this program
+//!   again, as the hidden command `stream-reader`) spins on the stream; the writer publishes a
+//!   frame every few milliseconds, so that each finds the reader waiting. The latency is the
+//!   reader's clock at return less the frame's publication time (`CLOCK_REALTIME`, the same
+//!   clock in both processes). The goal compares it with half an `Event` round trip (measured
+//!   in the same run, spinning) plus one frame copy (the `memcpy` out, above).
+//!
+//! The variants of a comparison take turns, batch by batch, and each repetition gives one
+//! ratio from its own pair of medians: the machine is shared, and a figure timed a second
+//! before its baseline measures another machine.
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use ipcmem::array::ElementType;
+use ipcmem::stream::{self, RawReader, RawWriter, StreamOptions};
+
+use crate::failure::{failure, Failure, Outcome};
+use crate::raw::PrivateMemory;
+use crate::section::{Counts, Section};
+use crate::stats::{self, Samples, Table};
+use crate::{pingpong, progress, stop, Settings, PATIENCE};
+
+/// `--stream`.
+pub const SECTION: Section = Section {
+    flag: "stream",
+    help: "Frame streams: publishing and reading frames of 64 KiB, 1 MiB and 16 MiB against memcpy, and the \
+           latency from publication to receipt with a spinning reader in a second process",
+    in_default_run: false,
+    large: false,
+    reps: Counts { full: 5, quick: 2 },
+    iterations: Counts { full: 2000, quick: 50 },
+    run,
+};
+
+/// The frame sizes of the table.
+const FRAME_SIZES: [usize; 3] = [64 << 10, 1 << 20, 16 << 20];
+/// The slots of every stream.
+const SLOTS: usize = 4;
+/// Bytes a batch copies at least: small frames are repeated.
+const BATCH_BYTES: usize = 64 << 20;
+/// The same with `--quick`.
+const QUICK_BATCH_BYTES: usize = 4 << 20;
+/// Batches of each variant per repetition.
+const BATCHES: usize = 3;
+/// Frames whose latency is measured, at most (fewer for large frames: see [`latency_frames`]).
+const LATENCY_FRAMES: usize = 2000;
+
+/// The arguments of the hidden `stream-reader`.
+#[derive(Debug, Args)]
+pub struct ReaderArgs {
+    /// The stream.
+    name: String,
+    /// How many frames to receive.
+    frames: usize,
+}
+
+/// The figures of one frame size.
+struct Figures {
+    frame: usize,
+    memcpy_in: Duration,
+    publish: Duration,
+    publish_ratios: Vec<f64>,
+    memcpy_out: Duration,
+    read: Duration,
+    read_ratios: Vec<f64>,
+    latency: Samples,
+    lost: u64,
+}
+
+/// Measures and prints the table.
+fn run(settings: &Settings) -> Outcome {
+    progress("frame streams: Event round trip (the reference of the latency)");
+    let round_trip = pingpong::event_spin_round_trip(settings.iterations.max(200))?;
+    let mut figures = Vec::new();
+    for frame in FRAME_SIZES {
+        stop::check()?;
+        progress(&format!("frame streams: frames of {}", stats::bytes(frame)));
+        figures.push(measure(settings, frame)?);
+    }
+    print(settings, round_trip, &figures);
+    #[cfg(feature = "iceoryx2")]
+    {
+        let before = crate::iceoryx::entries();
+        let beside = beside_iceoryx2(settings, &figures);
+        crate::iceoryx::clean_up(&before);
+        beside?;
+    }
+    Ok(())
+}
+
+/// The same frames through iceoryx2's publish-subscribe, in the same run.
+#[cfg(feature = "iceoryx2")]
+fn beside_iceoryx2(settings: &Settings, ours: &[Figures]) -> Outcome {
+    let mut table = Table::new(&[
+        "frame",
+        "ipcmem publish + read",
+        "iceoryx2 loan, copy, send + receive, copy",
+        "ipcmem / iceoryx2",
+        "latency p50: ipcmem",
+        "iceoryx2",
+        "p99: ipcmem",
+        "iceoryx2",
+        "lost: ipcmem",
+        "iceoryx2",
+    ]);
+    for figure in ours {
+        stop::check()?;
+        progress(&format!("frame streams: iceoryx2, frames of {}", stats::bytes(figure.frame)));
+        let batch_bytes = if settings.quick { QUICK_BATCH_BYTES } else { BATCH_BYTES };
+        let rounds = (batch_bytes / figure.frame).max(4);
+        let theirs = crate::iceoryx::measure(
+            figure.frame,
+            rounds,
+            latency_frames(settings, figure.frame),
+            latency_gap(figure.frame),
+        )?;
+        table.row(vec![
+            stats::bytes(figure.frame),
+            stats::duration(theirs.ipcmem_round),
+            stats::duration(theirs.iceoryx2_round),
+            stats::format_ratio(stats::ratio(theirs.ipcmem_round, theirs.iceoryx2_round)),
+            stats::duration(figure.latency.median()),
+            stats::duration(theirs.latency.median()),
+            stats::duration(figure.latency.percentile(0.99)),
+            stats::duration(theirs.latency.percentile(0.99)),
+            figure.lost.to_string(),
+            theirs.lost.to_string(),
+        ]);
+    }
+    let about = "The same frames through iceoryx2's publish-subscribe ([u8] slices, an inter-process \
+                 service with a buffer of 4 and safe overflow), built with the cargo feature \
+                 iceoryx2 (what iceoryx2 leaves in /dev/shm and /tmp/iceoryx2 is removed after). Publish + read: one process, per frame, the median of 5 batches: ipcmem \
+                 publishes and a reader copies the frame out; iceoryx2 loans a sample, copies the \
+                 frame in, sends it, receives it and copies it out (the same two copies). Ratio: \
+                 ipcmem's time over iceoryx2's. Latency: a subscriber in a second process polls \
+                 receive() without pause on the schedule of the stream's latency run; ipcmem's \
+                 columns repeat the table above.";
+    stats::print_section("Frame streams beside iceoryx2", about, &table, &[]);
+    Ok(())
+}
+
+/// Everything measured for frames of `frame` bytes.
+fn measure(settings: &Settings, frame: usize) -> Result<Figures, Failure> {
+    let name = stop::unique_name();
+    let mut writer = StreamOptions::new().prefault(true).create_raw(name.as_str(), ElementType::U8, &[frame], SLOTS)?;
+    let mut reader = RawReader::open(name.as_str())?;
+    let mut private = PrivateMemory::new(frame)?;
+    for (i, byte) in private.as_mut_slice().iter_mut().enumerate() {
+        *byte = u8::try_from(i % 251).unwrap_or(0);
+    }
+    let batch_bytes = if settings.quick { QUICK_BATCH_BYTES } else { BATCH_BYTES };
+    let times = (batch_bytes / frame).max(1);
+    let slots = slot_addresses(&writer);
+    let mut figures = Figures {
+        frame,
+        memcpy_in: Duration::ZERO,
+        publish: Duration::ZERO,
+        publish_ratios: Vec::new(),
+        memcpy_out: Duration::ZERO,
+        read: Duration::ZERO,
+        read_ratios: Vec::new(),
+        latency: Samples::default(),
+        lost: 0,
+    };
+    let (mut memcpy_in, mut publish, mut memcpy_out, mut read) =
+        (Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    // Repetition 0 is not recorded: caches, TLB and branch predictors warm up.
+    for repetition in 0..=settings.reps {
+        let mut batches = [Samples::default(), Samples::default(), Samples::default(), Samples::default()];
+        for _ in 0..BATCHES {
+            stop::check()?;
+            batches[0].push(timed(times, |i| copy_in(&private, slots[i % SLOTS], frame)));
+            batches[1].push(timed_result(times, |_| Ok(writer.publish(private.as_slice()).map(drop)?))?);
+            batches[2].push(timed(times, |_| copy_out(slots[0], &mut private, frame)));
+            let last = writer.last_serial();
+            let buffer = private.as_mut_slice();
+            batches[3].push(timed_result(times, |_| match reader.latest_into(buffer)? {
+                Some(info) if info.serial == last => Ok(()),
+                _ => Err(failure("the reader did not get the newest frame")),
+            })?);
+        }
+        if repetition == 0 {
+            continue;
+        }
+        let [copied_in, published, copied_out, read_back] = batches.map(|samples| samples.median());
+        figures.publish_ratios.push(stats::ratio(published, copied_in));
+        figures.read_ratios.push(stats::ratio(copied_out, read_back));
+        memcpy_in.push(copied_in);
+        publish.push(published);
+        memcpy_out.push(copied_out);
+        read.push(read_back);
+    }
+    let per_frame = |samples: &Samples| samples.median() / u32::try_from(times).unwrap_or(u32::MAX);
+    figures.memcpy_in = per_frame(&memcpy_in);
+    figures.publish = per_frame(&publish);
+    figures.memcpy_out = per_frame(&memcpy_out);
+    figures.read = per_frame(&read);
+    drop(reader);
+    let (latency, lost) = latency(&mut writer, &name, &private, settings)?;
+    figures.latency = latency;
+    figures.lost = lost;
+    Ok(figures)
+}
+
+/// The address of each slot of the stream (for the `memcpy` baseline, into the same bytes).
+fn slot_addresses(writer: &RawWriter) -> [*mut u8; SLOTS] {
+    let geometry = writer.geometry();
+    let data = ipcmem::array::data_offset(2);
+    // In bounds: the slots lie within the stream's mapping.
+    std::array::from_fn(|slot| writer.memory().as_mut_ptr().wrapping_add(data + slot * geometry.frame_bytes()))
+}
+
+/// `memcpy` of a frame from the private buffer into the slot at `address`.
+fn copy_in(private: &PrivateMemory, address: *mut u8, frame: usize) {
+    // SAFETY: `address` is a slot of `frame` writable bytes of the stream's mapping, which the
+    // writer keeps for the whole measurement; the stream is this run's own (unique name) and
+    // no reader copies from it while this runs; the private buffer is another mapping.
+    unsafe { std::ptr::copy_nonoverlapping(black_box(private.as_slice().as_ptr()), black_box(address), frame) };
+}
+
+/// `memcpy` of a frame out of the slot at `address` into the private buffer.
+fn copy_out(address: *const u8, private: &mut PrivateMemory, frame: usize) {
+    // SAFETY: as in `copy_in`: a slot of the stream, which nothing writes meanwhile.
+    unsafe {
+        std::ptr::copy_nonoverlapping(black_box(address), black_box(private.as_mut_slice().as_mut_ptr()), frame);
+    };
+}
+
+/// Times `times` calls of `step`.
+fn timed(times: usize, mut step: impl FnMut(usize)) -> Duration {
+    let start = Instant::now();
+    for i in 0..times {
+        step(i);
+    }
+    start.elapsed()
+}
+
+/// Times `times` calls of a fallible `step`.
+fn timed_result(times: usize, mut step: impl FnMut(usize) -> Result<(), Failure>) -> Result<Duration, Failure> {
+    let start = Instant::now();
+    for i in 0..times {
+        step(i)?;
+    }
+    Ok(start.elapsed())
+}
+
+/// How many frames the latency run publishes: fewer for large frames, so that it lasts seconds.
+fn latency_frames(settings: &Settings, frame: usize) -> usize {
+    let most = if settings.quick { 50 } else { LATENCY_FRAMES };
+    most.min((512 << 20) / frame).max(20)
+}
+
+/// The gap between two frames of the latency run: the reader is back to waiting long before.
+fn latency_gap(frame: usize) -> Duration {
+    Duration::from_micros(500) + Duration::from_nanos(u64::try_from(frame).unwrap_or(u64::MAX) / 2)
+}
+
+/// Publishes frames one by one to a spinning reader in a second process; gives the latencies
+/// it measured and the frames it lost.
+fn latency(
+    writer: &mut RawWriter,
+    name: &str,
+    private: &PrivateMemory,
+    settings: &Settings,
+) -> Result<(Samples, u64), Failure> {
+    let frames = latency_frames(settings, writer.geometry().frame_bytes());
+    let mut child = ReaderChild::start(name, frames)?;
+    let gap = latency_gap(writer.geometry().frame_bytes());
+    for _ in 0..frames {
+        stop::check()?;
+        std::thread::sleep(gap);
+        writer.publish(private.as_slice())?;
+    }
+    child.results()
+}
+
+/// The second process of the latency run.
+struct ReaderChild {
+    child: Child,
+    lines: BufReader<std::process::ChildStdout>,
+}
+
+impl ReaderChild {
+    /// Starts `ipcmem-bench stream-reader NAME FRAMES` and waits until it is reading.
+    fn start(name: &str, frames: usize) -> Result<ReaderChild, Failure> {
+        let exe = std::env::current_exe().map_err(|error| failure(format!("cannot find this program: {error}")))?;
+        let mut child = Command::new(exe)
+            .args(["stream-reader", name, &frames.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|error| failure(format!("cannot start the reader: {error}")))?;
+        let stdout = child.stdout.take().ok_or_else(|| failure("no pipe from the reader"))?;
+        let mut reader = ReaderChild { child, lines: BufReader::new(stdout) };
+        if reader.line()? != "ready" {
+            return Err(failure("the reader did not start"));
+        }
+        Ok(reader)
+    }
+
+    fn line(&mut self) -> Result<String, Failure> {
+        let mut line = String::new();
+        self.lines.read_line(&mut line).map_err(|error| failure(format!("read from the reader: {error}")))?;
+        Ok(line.trim_end().to_owned())
+    }
+
+    /// The reader's report: `lost`, then one latency in nanoseconds per frame.
+    fn results(&mut self) -> Result<(Samples, u64), Failure> {
+        let report = self.line()?;
+        let mut numbers = report.split_whitespace().map(str::parse::<u64>);
+        let lost = numbers.next().and_then(Result::ok).ok_or_else(|| failure(format!("the reader said {report:?}")))?;
+        let mut samples = Samples::default();
+        for latency in numbers {
+            samples.push(Duration::from_nanos(latency.map_err(|_| failure("a latency that is no number"))?));
+        }
+        Ok((samples, lost))
+    }
+}
+
+impl Drop for ReaderChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ipcmem-bench stream-reader NAME FRAMES`: reads FRAMES frames, spinning, and prints the frames
+/// it lost and the latency of each frame (ns), on one line.
+pub fn reader(args: &ReaderArgs) -> Outcome {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and changes only this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // A spin budget longer than the gap between frames: the reader never parks.
+    let mut reader = RawReader::open(args.name.as_str())?.with_spin(Duration::from_secs(1));
+    let mut buffer = vec![0; reader.geometry().frame_bytes()];
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").and_then(|()| out.flush()).map_err(|error| failure(format!("stdout: {error}")))?;
+    let (mut latencies, mut lost) = (Vec::with_capacity(args.frames), 0);
+    // The newest frame at open, if any, is not one of the run's; the run's last is `end`.
+    let start = reader.last_returned() + 1;
+    let end = start + u64::try_from(args.frames).unwrap_or(u64::MAX);
+    let mut newest = start;
+    while newest < end {
+        let info = reader
+            .next_into(&mut buffer, PATIENCE)?
+            .ok_or_else(|| failure(format!("no frame came after frame {newest} (the run ends at {end})")))?;
+        let received = stream::now_ns();
+        newest = info.serial;
+        if info.serial <= start {
+            continue;
+        }
+        lost += info.lost;
+        latencies.push(received.saturating_sub(info.published_ns).to_string());
+    }
+    writeln!(out, "{lost} {}", latencies.join(" "))
+        .and_then(|()| out.flush())
+        .map_err(|error| failure(format!("stdout: {error}")))
+}
+
+fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
+    let mut table = Table::new(&[
+        "frame",
+        "memcpy in",
+        "publish",
+        "publish / memcpy",
+        "memcpy out",
+        "read",
+        "read throughput / memcpy's",
+        "latency p50",
+        "p99",
+        "goal: ½ round trip + copy",
+    ]);
+    for figure in figures {
+        let spread = |ratios: &[f64]| {
+            let mut sorted = ratios.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            let middle = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+            format!(
+                "{} ({}–{})",
+                stats::format_ratio(middle),
+                stats::format_ratio(sorted.first().copied().unwrap_or(f64::NAN)),
+                stats::format_ratio(sorted.last().copied().unwrap_or(f64::NAN))
+            )
+        };
+        table.row(vec![
+            stats::bytes(figure.frame),
+            stats::duration(figure.memcpy_in),
+            stats::duration(figure.publish),
+            spread(&figure.publish_ratios),
+            stats::duration(figure.memcpy_out),
+            stats::duration(figure.read),
+            spread(&figure.read_ratios),
+            stats::duration(figure.latency.median()),
+            stats::duration(figure.latency.percentile(0.99)),
+            stats::duration(round_trip / 2 + figure.memcpy_out),
+        ]);
+    }
+    let about = format!(
+        "A stream of {SLOTS} slots of u8 frames (prefaulted). Publish: RawWriter::publish of a \
+         frame from a resident private buffer, against memcpy of it into the same slots (goal: \
+         ≤ 1.10). Read: RawReader::latest_into of the newest frame (copy out and seqlock \
+         check), against memcpy out of the same slot into the same buffer (goal: throughput \
+         ≥ 0.90 of memcpy's). Times are per frame, the median of {BATCHES} batches of at least \
+         {} per repetition, the variants taking turns; ratios: the median of {} repetitions, \
+         their lowest and highest in parentheses. Latency: a reader in a second process spins \
+         (never parks) while the writer publishes a frame every 0.5 ms plus 0.5 ns a byte; \
+         its clock at return less the frame's publication time (CLOCK_REALTIME), up to \
+         {LATENCY_FRAMES} frames. Goal: p50 ≤ half an Event round trip (spinning, measured in \
+         this run: {}) plus one frame copy (memcpy out).",
+        stats::bytes(if settings.quick { QUICK_BATCH_BYTES } else { BATCH_BYTES }),
+        settings.reps,
+        stats::duration(round_trip)
+    );
+    let lost: Vec<String> =
+        figures.iter().map(|figure| format!("{}: {}", stats::bytes(figure.frame), figure.lost)).collect();
+    let notes = [format!("Frames the latency reader lost (expected none): {}.", lost.join(", "))];
+    stats::print_section("Frame streams: publish, read, latency", &about, &table, &notes);
+}
