@@ -12,6 +12,26 @@ impl Samples {
         Samples(Vec::with_capacity(n))
     }
 
+    /// The samples, in the order recorded.
+    pub fn iter(&self) -> impl Iterator<Item = &Duration> {
+        self.0.iter()
+    }
+
+    /// The shortest; zero if empty.
+    pub fn min(&self) -> Duration {
+        self.0.iter().min().copied().unwrap_or_default()
+    }
+
+    /// The longest; zero if empty.
+    pub fn max(&self) -> Duration {
+        self.0.iter().max().copied().unwrap_or_default()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// How many there are.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -121,7 +121,9 @@ impl Drop for Sweep {
 }
 
 /// Removes the POSIX objects under this process's prefix and the System V segments this
-/// process created. Errors are ignored: this is the last resort.
+/// process created, and gives the pool of huge pages its size back if `--huge` grew it.
+/// Errors are ignored: this is the last resort.
 pub fn sweep() {
     ipcmem::gc::sweep(&prefix());
+    crate::huge::restore_pool();
 }

@@ -213,6 +213,49 @@ fn bench_quick_prints_every_table_and_leaves_nothing() {
     assert_nothing_left(run.pid);
 }
 
+/// `/proc/sys/vm/nr_hugepages` while no one changes it: under a shared lock of the file every
+/// process that changes the pool locks exclusively (see `huge.rs`).
+fn pool_at_rest() -> String {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/ipcmem-huge-pages.lock")
+        .expect("open the lock file");
+    // SAFETY: flock on a descriptor this function owns; the lock goes with it.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) }, 0);
+    std::fs::read_to_string("/proc/sys/vm/nr_hugepages").expect("read nr_hugepages")
+}
+
+#[test]
+fn bench_huge_quick_measures_both_page_sizes_and_restores_the_pool() {
+    let before = pool_at_rest();
+    let run = run(&["--huge", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## Huge pages: time until a fresh object is fully usable"), "{}", run.stdout);
+    let mut expected = vec![
+        "POSIX | 4 KiB pages, first touch",
+        "POSIX | 4 KiB pages, prefault",
+        "System V | 4 KiB pages, first touch",
+        "System V | 4 KiB pages, prefault",
+    ];
+    if run.stdout.contains("No huge pages:") {
+        println!("note: no huge pages here, only the rows of 4 KiB pages are checked:\n{}", run.stdout);
+    } else {
+        expected.extend([
+            "POSIX | 2 MiB pages, first touch",
+            "POSIX | 2 MiB pages, prefault",
+            "System V | 2 MiB pages, first touch",
+            "System V | 2 MiB pages, prefault",
+        ]);
+        assert!(!run.stdout.contains("not measured"), "{}", run.stdout);
+    }
+    assert_rows(&run.stdout, &expected);
+    assert_eq!(pool_at_rest(), before, "the pool has its size of before");
+    assert_nothing_left(run.pid);
+}
+
 #[test]
 fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
     let run = run(&["--pingpong", "--quick"]);
@@ -295,8 +338,14 @@ fn an_interrupted_pingpong_ends_its_second_process() {
 fn bench_help_shows_an_example_and_bad_options_are_usage_errors() {
     let help = run(&["--help"]);
     assert_eq!(help.code, Some(0), "{}", help.stderr);
-    assert!(help.stdout.contains("Examples:") && help.stdout.contains("ipcmem-bench -- --pingpong"), "{}", help.stdout);
-    for flag in ["--pingpong", "--copy", "--lifecycle", "--ready", "--open"] {
+    assert!(
+        help.stdout.contains("Examples:")
+            && help.stdout.contains("ipcmem-bench -- --pingpong")
+            && help.stdout.contains("Sections:"),
+        "{}",
+        help.stdout
+    );
+    for flag in ["--pingpong", "--copy", "--huge", "--lifecycle", "--ready", "--open"] {
         assert!(help.stdout.contains(flag), "no {flag} in the help: {}", help.stdout);
     }
     for bad in [&["--reps", "0"][..], &["--size", "0"], &["--iterations", "x"], &["--no-such-section"]] {
