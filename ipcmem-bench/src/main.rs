@@ -10,6 +10,8 @@
 //! System V, by this process: what an error, a panic or an interruption (SIGINT, SIGTERM,
 //! SIGHUP) leaves is removed by a sweep when the run ends (see [`stop`]).
 
+#[cfg(feature = "zenoh")]
+mod bridge;
 mod copy;
 mod failure;
 #[cfg(feature = "iceoryx2")]
@@ -33,7 +35,7 @@ use clap::{ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, 
 use crate::failure::{failure, Outcome};
 use crate::section::{Section, Settings};
 
-/// Every section, in the order a run measures them.
+/// Every section, in the order a run measures them (`--zenoh` with the cargo feature `zenoh`).
 const SECTIONS: &[Section] = &[
     lifecycle::SECTION,
     copy::SECTION,
@@ -42,6 +44,8 @@ const SECTIONS: &[Section] = &[
     pingpong::SECTION,
     stream::SECTION,
     isio::SECTION,
+    #[cfg(feature = "zenoh")]
+    bridge::SECTION,
 ];
 
 /// The text after the options in `--help`.

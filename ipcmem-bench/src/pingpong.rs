@@ -1,12 +1,21 @@
 //! `--pingpong`: the round trip between two processes. This process pings, a child (this
 //! program again, as the hidden command `pong`) pongs, through each mechanism in turn:
-//! a busy-wait on shared words (the floor), `Event` (spinning, and parking at once),
+//! a busy-wait on shared words (the floor, three ways: the fastest is the floor), `Event`
+//! (spinning, and parking at once),
 //! anonymous semaphores in shared memory, a robust mutex with a condition variable, a pipe and
 //! a Unix socket.
 //!
 //! Every round trip is timed on its own, less the cost of the timing itself (empty rounds,
 //! measured the same way): the 99th percentile is of single round trips, the median of the
-//! means of a few consecutive ones (see [`MEAN_OF`]).
+//! means of a few consecutive ones (see [`MEAN_OF`]). The whole is repeated (`--reps`, 3 by
+//! default), each mechanism with a new second process; the table shows the median over the
+//! repetitions and their spread.
+//!
+//! The floor must be one: a busy-wait slower than `Event` (which came out at 0.38 and 0.40 of
+//! it in two runs of three) measures the loop, not the floor. So the busy-wait runs three ways:
+//! with a `pause` at every check (as `Event` spins), without one, and without one with the two
+//! processes pinned to different CPUs (where two CPUs are there); the fastest of them, in each
+//! repetition, is the floor.
 #![allow(clippy::similar_names)] // `ping` and `pong` name the two directions
 
 use std::fs::File;
@@ -43,6 +52,11 @@ const LOCK: usize = 256;
 const TURN: usize = 512;
 /// How many spins between two looks at the clock and at the stop flag.
 const SPINS_PER_CHECK: u32 = 1 << 16;
+/// How long the round trips of one mechanism may take, per round trip asked for (3 s for
+/// 20 000, 20 times what a wake-up through the kernel takes here); fewer are measured past it.
+const BUDGET_PER_TRIP: Duration = Duration::from_micros(150);
+/// The fewest round trips measured, past the budget too.
+const MIN_TRIPS: usize = 10 * MEAN_OF;
 /// The medians are of means of this many consecutive round trips: the clock ticks every 10 ns
 /// or so on some machines, too coarse for the fastest round trips (about 100 ns) one by one.
 const MEAN_OF: usize = 10;
@@ -50,8 +64,12 @@ const MEAN_OF: usize = 10;
 /// A way to pass the turn between the two processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
-    /// Spinning on a word of shared memory each.
+    /// Spinning on a word of shared memory each, with a `pause` at each check.
     BusyWait,
+    /// The same without the `pause`.
+    BusyWaitTight,
+    /// The same without the `pause`, each process pinned to a CPU of its own.
+    BusyWaitPinned,
     /// `Event`s with the default spin budget.
     EventSpin,
     /// `Event`s that park at once.
@@ -67,8 +85,10 @@ pub enum Mode {
 }
 
 impl Mode {
-    const ALL: [Mode; 7] = [
+    const ALL: [Mode; 9] = [
         Mode::BusyWait,
+        Mode::BusyWaitTight,
+        Mode::BusyWaitPinned,
         Mode::EventSpin,
         Mode::EventPark,
         Mode::Semaphore,
@@ -85,7 +105,9 @@ impl Mode {
     /// Its row in the table.
     fn describe(self) -> String {
         match self {
-            Mode::BusyWait => "busy-wait on a shared word (the floor)".into(),
+            Mode::BusyWait => "busy-wait on a shared word, pause at each check".into(),
+            Mode::BusyWaitTight => "busy-wait on a shared word, no pause".into(),
+            Mode::BusyWaitPinned => "busy-wait on a shared word, no pause, pinned to 2 CPUs".into(),
             Mode::EventSpin => format!("Event, spinning (default budget, {} µs)", Event::DEFAULT_SPIN.as_micros()),
             Mode::EventPark => "Event, parking at once (spin budget 0)".into(),
             Mode::Semaphore => "anonymous semaphores in shared memory".into(),
@@ -93,6 +115,21 @@ impl Mode {
             Mode::Pipe => "pipe".into(),
             Mode::UnixSocket => "Unix socket (socketpair)".into(),
         }
+    }
+
+    /// Whether it is a busy-wait, one candidate for the floor.
+    fn is_busy_wait(self) -> bool {
+        matches!(self, Mode::BusyWait | Mode::BusyWaitTight | Mode::BusyWaitPinned)
+    }
+
+    /// Whether its spin loops pause at each check.
+    fn pauses(self) -> bool {
+        self != Mode::BusyWaitTight && self != Mode::BusyWaitPinned
+    }
+
+    /// The CPU this process (`parent`) or the second runs on, if pinned.
+    fn cpu(self, parent: bool) -> Option<usize> {
+        (self == Mode::BusyWaitPinned).then_some(usize::from(!parent))
     }
 
     /// The spin budget of its Events.
@@ -122,25 +159,50 @@ pub const SECTION: Section = Section {
            a robust mutex with a condition variable, a pipe, a Unix socket, against a busy-wait",
     in_default_run: false,
     large: false,
-    reps: Counts::NONE,
+    reps: Counts { full: 3, quick: 1 },
     iterations: Counts { full: 20_000, quick: 200 },
     run,
 };
 
+/// What one repetition gave for one mechanism.
+#[derive(Debug, Clone, Copy)]
+struct Trip {
+    /// The median of the means of [`MEAN_OF`] consecutive round trips.
+    median: Duration,
+    /// The 99th percentile of single round trips.
+    p99: Duration,
+    /// `median` over the floor of the same repetition.
+    ratio: f64,
+    /// How many round trips were measured (fewer than asked for past the budget, [`budget`]).
+    count: usize,
+}
+
 /// Measures and prints the table.
 pub fn run(settings: &Settings) -> Outcome {
     progress("round trips between two processes");
-    let overhead = measure(settings.iterations, || Ok(()))?.median_of_means(MEAN_OF);
-    let mut results = Vec::new();
-    for mode in Mode::ALL {
-        stop::check()?;
-        let samples = match mode {
-            Mode::Pipe | Mode::UnixSocket => StreamPeer::start(mode)?.round_trips(settings.iterations)?,
-            _ => ShmPeer::start(mode)?.round_trips(settings.iterations)?,
-        };
-        results.push((mode, samples.less(overhead)));
+    let mut overheads = Samples::with_capacity(settings.reps);
+    // One row per mechanism, one `Trip` per repetition.
+    let mut trips: Vec<Vec<Trip>> = vec![Vec::with_capacity(settings.reps); Mode::ALL.len()];
+    for _ in 0..settings.reps {
+        let overhead = measure(settings.iterations, || Ok(()))?.median_of_means(MEAN_OF);
+        overheads.push(overhead);
+        let mut repetition = Vec::with_capacity(Mode::ALL.len());
+        for mode in Mode::ALL {
+            stop::check()?;
+            let samples = round_trips(mode, settings.iterations)?.less(overhead);
+            repetition.push((mode, samples.median_of_means(MEAN_OF), samples.percentile(0.99), samples.len()));
+        }
+        let floor = repetition
+            .iter()
+            .filter(|(mode, ..)| mode.is_busy_wait())
+            .map(|(_, median, ..)| *median)
+            .min()
+            .unwrap_or_default();
+        for ((_, median, p99, count), trips) in repetition.into_iter().zip(&mut trips) {
+            trips.push(Trip { median, p99, ratio: stats::ratio(median, floor), count });
+        }
     }
-    print(settings, overhead, &results);
+    print(settings, overheads.median(), &trips);
     Ok(())
 }
 
@@ -148,60 +210,195 @@ pub fn run(settings: &Settings) -> Outcome {
 /// other sections that compare with it (`--stream`).
 pub fn event_spin_round_trip(iterations: usize) -> Result<Duration, Failure> {
     let overhead = measure(iterations, || Ok(()))?.median_of_means(MEAN_OF);
-    Ok(ShmPeer::start(Mode::EventSpin)?.round_trips(iterations)?.less(overhead).median_of_means(MEAN_OF))
+    Ok(round_trips(Mode::EventSpin, iterations)?.less(overhead).median_of_means(MEAN_OF))
 }
 
-fn print(settings: &Settings, overhead: Duration, results: &[(Mode, Samples)]) {
-    let median_of =
-        |wanted: Mode| results.iter().find(|(mode, _)| *mode == wanted).map(|(_, s)| s.median_of_means(MEAN_OF));
-    let floor = median_of(Mode::BusyWait).unwrap_or_default();
-    let mut table = Table::new(&["mechanism", "median", "p99", "ratio to busy-wait"]);
-    for (mode, samples) in results {
-        let median = samples.median_of_means(MEAN_OF);
+/// `iterations` round trips through `mode`, with a new second process.
+fn round_trips(mode: Mode, iterations: usize) -> Result<Samples, Failure> {
+    let _pinned = mode.cpu(true).map(Pinned::to).transpose()?;
+    match mode {
+        Mode::Pipe | Mode::UnixSocket => StreamPeer::start(mode)?.round_trips(iterations),
+        _ => ShmPeer::start(mode)?.round_trips(iterations),
+    }
+}
+
+fn print(settings: &Settings, overhead: Duration, trips: &[Vec<Trip>]) {
+    let mut table = Table::new(&["mechanism", "median", "spread", "p99", "spread", "ratio to the floor", "spread"]);
+    let row_of = |wanted: Mode| Mode::ALL.iter().position(|mode| *mode == wanted).map(|row| &trips[row]);
+    for (mode, trips) in Mode::ALL.iter().zip(trips) {
+        let medians = Spread::of(trips.iter().map(|trip| trip.median.as_secs_f64()));
+        let p99s = Spread::of(trips.iter().map(|trip| trip.p99.as_secs_f64()));
+        let ratios = Spread::of(trips.iter().map(|trip| trip.ratio));
         table.row(vec![
             mode.describe(),
-            stats::duration(median),
-            stats::duration(samples.percentile(0.99)),
-            stats::format_ratio(stats::ratio(median, floor)),
+            stats::seconds(medians.median),
+            medians.range(stats::seconds),
+            stats::seconds(p99s.median),
+            p99s.range(stats::seconds),
+            stats::format_ratio(ratios.median),
+            ratios.range(stats::format_ratio),
         ]);
     }
     let about = format!(
         "One process pings, the other pongs: {} round trips through each mechanism (after {} \
          unmeasured), each timed on its own, less the cost of the timing itself ({}, measured \
-         on empty rounds). Median: of the means of {MEAN_OF} consecutive round trips (exact \
-         where the clock's tick is not); p99: of single round trips. Ratio: the median over \
-         that of the busy-wait.",
+         on empty rounds), with a new second process for each mechanism; all of it {} times. \
+         Median: of the means of {MEAN_OF} consecutive round trips (exact where the clock's \
+         tick is not); p99: of single round trips; each the median over the repetitions, with \
+         the lowest and highest (spread). The floor of a repetition is its fastest busy-wait; \
+         ratio: a median over that floor, the median and spread over the repetitions.",
         settings.iterations,
         warm_up(settings.iterations),
-        stats::duration(overhead)
+        stats::duration(overhead),
+        settings.reps
     );
+    // The median over the repetitions of the ratio of two mechanisms' medians.
     let ratio = |a: Mode, b: Mode| {
-        stats::format_ratio(stats::ratio(median_of(a).unwrap_or_default(), median_of(b).unwrap_or_default()))
+        let (Some(a), Some(b)) = (row_of(a), row_of(b)) else { return "—".to_owned() };
+        let ratios = Spread::of(a.iter().zip(b).map(|(a, b)| stats::ratio(a.median, b.median)));
+        format!("{} ({})", stats::format_ratio(ratios.median), ratios.range(stats::format_ratio))
     };
-    let notes = [format!(
-        "Event spinning / busy-wait: {} (goal ≤ 1.5). Event parked / pipe: {} (goal ≤ 1).",
-        ratio(Mode::EventSpin, Mode::BusyWait),
+    let event_spinning = row_of(Mode::EventSpin).map(|trips| Spread::of(trips.iter().map(|trip| trip.ratio)));
+    let mut notes = vec![format!(
+        "Event spinning / the floor: {} (goal ≤ 1.5). Event parked / pipe: {} (goal ≤ 1).",
+        event_spinning.map_or_else(
+            || "—".to_owned(),
+            |ratios| format!("{} ({})", stats::format_ratio(ratios.median), ratios.range(stats::format_ratio))
+        ),
         ratio(Mode::EventPark, Mode::Pipe)
     )];
+    let cut: Vec<String> = Mode::ALL
+        .iter()
+        .zip(trips)
+        .filter_map(|(mode, trips)| {
+            let fewest = trips.iter().map(|trip| trip.count).min()?;
+            (fewest < settings.iterations).then(|| format!("{} ({fewest})", mode.describe()))
+        })
+        .collect();
+    if !cut.is_empty() {
+        notes.push(format!(
+            "Cut short after {} (the machine was busy), with the fewest round trips of a \
+             repetition: {}.",
+            stats::duration(budget(settings.iterations)),
+            cut.join(", ")
+        ));
+    }
     stats::print_section("Round trip between two processes", &about, &table, &notes);
 }
 
+/// The median, lowest and highest of some figures.
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Spread {
+    fn of(values: impl Iterator<Item = f64>) -> Spread {
+        let mut sorted: Vec<f64> = values.collect();
+        sorted.sort_by(f64::total_cmp);
+        let median = match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+        };
+        Spread {
+            median,
+            low: sorted.first().copied().unwrap_or(f64::NAN),
+            high: sorted.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// `low–high`, each formatted by `format`.
+    fn range(&self, format: impl Fn(f64) -> String) -> String {
+        format!("{}–{}", format(self.low), format(self.high))
+    }
+}
+
+/// This thread pinned to one CPU, until dropped (then allowed its CPUs of before again).
+struct Pinned(libc::cpu_set_t);
+
+impl Pinned {
+    /// Pins this thread to `cpu`, if it may run there; without a second CPU, nothing changes.
+    fn to(cpu: usize) -> Result<Pinned, Failure> {
+        let before = affinity()?;
+        let mut only = before;
+        // SAFETY: `before` is a valid cpu_set_t; CPU_ISSET checks `cpu` against its size.
+        let allowed = unsafe { libc::CPU_ISSET(cpu, &before) };
+        if allowed {
+            // SAFETY: `only` is a valid cpu_set_t; CPU_ZERO and CPU_SET write only inside it,
+            // and CPU_SET checks `cpu` against its size.
+            unsafe {
+                libc::CPU_ZERO(&mut only);
+                libc::CPU_SET(cpu, &mut only);
+            }
+            set_affinity(&only)?;
+        }
+        Ok(Pinned(before))
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = set_affinity(&self.0);
+    }
+}
+
+/// The CPUs this thread may run on (`sched_getaffinity`).
+fn affinity() -> Result<libc::cpu_set_t, Failure> {
+    // SAFETY: all zeros is a valid, empty cpu_set_t (a bit set).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid place of the size given; pid 0 is this thread.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw mut set) } != 0 {
+        return Err(failure(format!("sched_getaffinity: {}", std::io::Error::last_os_error())));
+    }
+    Ok(set)
+}
+
+/// Lets this thread run on the CPUs of `set` only (`sched_setaffinity`).
+fn set_affinity(set: &libc::cpu_set_t) -> Result<(), Failure> {
+    // SAFETY: `set` is a valid cpu_set_t of the size given; pid 0 is this thread.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) } != 0 {
+        return Err(failure(format!("sched_setaffinity: {}", std::io::Error::last_os_error())));
+    }
+    Ok(())
+}
+
 /// Runs `trip` `iterations` times (after a warm-up) and times each run.
+///
+/// Stops early, after [`budget`]: on a machine whose CPUs other programs keep busy, a busy-wait
+/// round trip can take a scheduler's time slice, and 20 000 of them minutes.
+/// At least [`MIN_TRIPS`] are measured all the same (or all, if fewer are asked for), so that
+/// the median stands on something; the warm-up ends early too, after a tenth of the budget.
 fn measure(iterations: usize, mut trip: impl FnMut() -> Result<(), Failure>) -> Result<Samples, Failure> {
+    let budget = budget(iterations);
+    let start = Instant::now();
     for _ in 0..warm_up(iterations) {
         trip()?;
         stop::check()?;
+        if start.elapsed() > budget / 10 {
+            break;
+        }
     }
     let mut samples = Samples::with_capacity(iterations);
-    let mut last = Instant::now();
-    for _ in 0..iterations {
+    let start = Instant::now();
+    let mut last = start;
+    for n in 1..=iterations {
         trip()?;
         let now = Instant::now();
         samples.push(now - last);
         last = now;
         stop::check()?;
+        if n >= MIN_TRIPS && now - start > budget {
+            break;
+        }
     }
     Ok(samples)
+}
+
+/// How long `iterations` round trips may take.
+fn budget(iterations: usize) -> Duration {
+    BUDGET_PER_TRIP.saturating_mul(u32::try_from(iterations).unwrap_or(u32::MAX))
 }
 
 /// The failure of a peer that did not answer in time.
@@ -229,9 +426,11 @@ fn end(child: &mut Child) {
 }
 
 /// What the two processes pass the turn with, in their shared memory.
-#[allow(clippy::large_enum_variant, reason = "one channel a benchmark run: its size does not matter")]
 enum Channel {
-    Words,
+    /// A busy-wait, with a `pause` at each check or not.
+    Words {
+        pause: bool,
+    },
     Events(Event, Event),
     Semaphores(Semaphore, Semaphore),
     Turn(Mutex<u32>, Condvar),
@@ -251,7 +450,7 @@ impl ShmPeer {
         let name = stop::unique_name();
         let shm = Arc::new(SharedMemory::create(name.as_str(), LEN)?);
         let channel = match mode {
-            Mode::BusyWait => Channel::Words,
+            Mode::BusyWait | Mode::BusyWaitTight | Mode::BusyWaitPinned => Channel::Words { pause: mode.pauses() },
             Mode::Semaphore => {
                 Channel::Semaphores(Semaphore::init_at(&shm, PING, 0)?, Semaphore::init_at(&shm, PONG, 0)?)
             }
@@ -289,12 +488,15 @@ impl ShmPeer {
 
     fn round_trips(&self, iterations: usize) -> Result<Samples, Failure> {
         match &self.channel {
-            Channel::Words => {
+            Channel::Words { pause } => {
                 let ping = &self.shm.atomic_u32s(PING, 1)?[0];
                 let pong = &self.shm.atomic_u32s(PONG, 1)?[0];
+                // This process alone writes `ping`: a plain store, no read-modify-write.
+                let mut sent = ping.load(Ordering::Relaxed);
                 measure(iterations, || {
-                    let sent = ping.fetch_add(1, Ordering::Release).wrapping_add(1);
-                    if spin_until(|| pong.load(Ordering::Acquire) == sent) {
+                    sent = sent.wrapping_add(1);
+                    ping.store(sent, Ordering::Release);
+                    if spin_until(*pause, || pong.load(Ordering::Acquire) == sent) {
                         Ok(())
                     } else {
                         Err(no_answer())
@@ -340,12 +542,15 @@ fn turn_round_trip(mutex: &Mutex<u32>, condvar: &Condvar) -> Outcome {
     Ok(())
 }
 
-/// Spins until `done`; false if that took longer than [`PATIENCE`] or a stop signal came.
-fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+/// Spins until `done`, with a `pause` (`spin_loop`) at each check if `pause`; false if that took
+/// longer than [`PATIENCE`] or a stop signal came.
+fn spin_until(pause: bool, mut done: impl FnMut() -> bool) -> bool {
     let mut start = None;
     let mut spins = 0_u32;
     while !done() {
-        std::hint::spin_loop();
+        if pause {
+            std::hint::spin_loop();
+        }
         spins = spins.wrapping_add(1);
         if spins.is_multiple_of(SPINS_PER_CHECK) {
             let start = *start.get_or_insert_with(Instant::now);
@@ -449,12 +654,13 @@ fn echo(mut input: File, mut output: File) {
 fn pong_shm(mode: Mode, shm: &Arc<SharedMemory>) -> Outcome {
     let ready: &AtomicU32 = &shm.atomic_u32s(READY, 1)?[0];
     match mode {
-        Mode::BusyWait => {
+        Mode::BusyWait | Mode::BusyWaitTight | Mode::BusyWaitPinned => {
+            let _pinned = mode.cpu(false).map(Pinned::to).transpose()?;
             let ping = &shm.atomic_u32s(PING, 1)?[0];
             let pong = &shm.atomic_u32s(PONG, 1)?[0];
             let mut seen = ping.load(Ordering::Acquire);
             ready.store(1, Ordering::Release);
-            while spin_until(|| ping.load(Ordering::Acquire) != seen) {
+            while spin_until(mode.pauses(), || ping.load(Ordering::Acquire) != seen) {
                 seen = ping.load(Ordering::Acquire);
                 pong.store(seen, Ordering::Release);
             }

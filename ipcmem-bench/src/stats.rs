@@ -12,6 +12,11 @@ impl Samples {
         Samples(Vec::with_capacity(n))
     }
 
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Records one time.
     pub fn push(&mut self, time: Duration) {
         self.0.push(time);

@@ -221,7 +221,9 @@ fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
     assert_rows(
         &run.stdout,
         &[
-            "busy-wait on a shared word",
+            "busy-wait on a shared word, pause at each check",
+            "busy-wait on a shared word, no pause",
+            "busy-wait on a shared word, no pause, pinned",
             "Event, spinning",
             "Event, parking at once",
             "anonymous semaphores",
@@ -230,7 +232,7 @@ fn bench_pingpong_quick_prints_every_mechanism_and_leaves_nothing() {
             "Unix socket",
         ],
     );
-    assert!(run.stdout.contains("Event spinning / busy-wait:"), "{}", run.stdout);
+    assert!(run.stdout.contains("Event spinning / the floor:"), "{}", run.stdout);
     assert_nothing_left(run.pid);
 }
 
@@ -310,5 +312,27 @@ fn a_size_beyond_the_free_space_is_refused_before_anything_is_made() {
     assert!(run.stderr.contains("choose a smaller --size"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert!(!run.stdout.contains("##"), "nothing measured: {}", run.stdout);
+    assert_nothing_left(run.pid);
+}
+
+/// `--zenoh --quick` (cargo feature `zenoh`): both paths of every case measured, nothing left.
+#[cfg(feature = "zenoh")]
+#[test]
+fn bench_zenoh_quick_measures_both_paths_and_leaves_nothing() {
+    let run = run(&["--zenoh", "--quick"]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    assert!(run.stdout.contains("## Streams over Zenoh (loopback)"), "{}", run.stdout);
+    let rows = rows(&run.stdout);
+    assert_eq!(rows.len(), 8, "2 sizes x 2 rates x 2 paths:\n{}", run.stdout);
+    for size in ["64 KiB", "1 MiB"] {
+        for rate in ["full", "1000 Hz"] {
+            for path in ["local stream", "Zenoh, loopback TCP"] {
+                let wanted = format!("{size} | {rate} | {path}");
+                let row = rows.iter().find(|row| row.join(" | ").contains(&wanted));
+                let row = row.unwrap_or_else(|| panic!("no row {wanted:?}:\n{}", run.stdout));
+                assert!(row.iter().any(|cell| is_time(cell)), "{row:?}");
+            }
+        }
+    }
     assert_nothing_left(run.pid);
 }

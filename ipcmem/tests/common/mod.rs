@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use ipcmem::{Id, Key};
 
+pub mod huge_pool;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The environment variable that names a child's scenario.
@@ -75,6 +77,20 @@ pub fn child(scenario: &str, args: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
+}
+
+/// A field of the mapping that starts at `ptr`, from `/proc/self/smaps`.
+pub fn smaps_field(ptr: *const u8, field: &str) -> String {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("read /proc/self/smaps");
+    let header = format!("{:x}-", ptr as usize);
+    let mut lines = smaps.lines().skip_while(|line| !line.starts_with(&header));
+    assert!(lines.next().is_some(), "no mapping at {ptr:?} in /proc/self/smaps");
+    let prefix = format!("{field}:");
+    lines
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {field} for the mapping at {ptr:?}"))
+        .trim()
+        .to_owned()
 }
 
 /// Runs `scenario` to its end (killing it after [`CHILD_TIMEOUT`]) and returns what it did.
