@@ -360,21 +360,36 @@ fn pattern_element(element: ElementType, n: u64) -> Vec<u8> {
     bytes
 }
 
-/// Fills `frame` with the test pattern of frame `n`.
+/// Fills `frame` with the test pattern of frame `n`: one element, then copies of what is filled
+/// so far (a few `memcpy`s, not one per element: fast enough in a debug build, which the tests
+/// run, to keep a reader of 1 MiB frames busy).
 fn fill_pattern(element: ElementType, n: u64, frame: &mut [u8]) {
     let value = pattern_element(element, n);
-    if value.is_empty() {
+    let end = frame.len() / value.len().max(1) * value.len();
+    if end == 0 {
         return;
     }
-    for chunk in frame.chunks_exact_mut(value.len()) {
-        chunk.copy_from_slice(&value);
+    frame[..value.len()].copy_from_slice(&value);
+    let mut filled = value.len();
+    while filled < end {
+        let more = filled.min(end - filled);
+        frame.copy_within(..more, filled);
+        filled += more;
     }
 }
 
-/// The first element of `frame` that is not the test pattern of frame `n`, if any.
+/// The first element of `frame` that is not the test pattern of frame `n`, if any. The common
+/// case (a right frame) is two slice comparisons: the first element is the value, and every
+/// byte equals the byte one element before it.
 fn pattern_mismatch(element: ElementType, n: u64, frame: &[u8]) -> Option<usize> {
     let value = pattern_element(element, n);
-    frame.chunks_exact(value.len().max(1)).position(|chunk| chunk != value.as_slice())
+    let width = value.len().max(1);
+    let end = frame.len() / width * width;
+    let whole = &frame[..end];
+    if end == 0 || (whole[..width] == value[..] && whole[width..] == whole[..end - width]) {
+        return None;
+    }
+    whole.chunks_exact(width).position(|chunk| chunk != value.as_slice())
 }
 
 /// The options of `watch`.
@@ -650,6 +665,16 @@ mod tests {
         assert_eq!(pattern_mismatch(ElementType::I16, 70_000, &frame), None);
         frame[4] ^= 1;
         assert_eq!(pattern_mismatch(ElementType::I16, 70_000, &frame), Some(2));
+        // Many elements (the doubling copies), a wrong first or last one.
+        let mut frame = vec![0; 8 * 1000];
+        fill_pattern(ElementType::C32, 7, &mut frame);
+        assert!(frame.chunks_exact(8).all(|chunk| chunk == pattern_element(ElementType::C32, 7)));
+        assert_eq!(pattern_mismatch(ElementType::C32, 7, &frame), None);
+        frame[7999] ^= 1;
+        assert_eq!(pattern_mismatch(ElementType::C32, 7, &frame), Some(999));
+        frame[7999] ^= 1;
+        frame[0] ^= 1;
+        assert_eq!(pattern_mismatch(ElementType::C32, 7, &frame), Some(0));
     }
 
     #[test]
