@@ -353,9 +353,8 @@ pub fn chmod(name: &str, mode: u32) -> ipcmem::Result<()> {
 
 /// `stream watch isio:NAME`: a claimed semaphore of the stream, as milk's readers wait.
 pub struct Source {
-    reader: isio::Reader,
+    follower: isio::Follower,
     element: ElementType,
-    last_cnt0: Option<u64>,
 }
 
 /// `stream publish isio:NAME`: the stream, written as ImageStreamIO's writers do.
@@ -388,7 +387,7 @@ pub fn open_source(name: &str, timeout: Duration) -> ipcmem::Result<Option<Sourc
         }
     };
     let element = element_of(&stream)?;
-    Ok(Some(Source { reader: stream.reader()?, element, last_cnt0: None }))
+    Ok(Some(Source { follower: isio::Follower::new(stream.reader()?), element }))
 }
 
 impl FrameSource for Source {
@@ -397,28 +396,12 @@ impl FrameSource for Source {
     }
 
     fn frame_bytes(&self) -> usize {
-        self.reader.stream().frame_len()
+        self.follower.reader().stream().frame_len()
     }
 
-    /// Waits for a post, then reads the latest frame; a frame already seen (a writer's posts
-    /// pile up to 10 while we read) is skipped. `lost` counts the frames written between two
-    /// that we read (`cnt0` steps).
+    /// The next frame newer than the last one read (see [`isio::Follower`]).
     fn next_frame(&mut self, buf: &mut [u8], timeout: Duration) -> ipcmem::Result<Option<FrameInfo>> {
-        let started = Instant::now();
-        loop {
-            let left = timeout.saturating_sub(started.elapsed());
-            let Some(info) = self.reader.wait_frame(left, buf)? else { return Ok(None) };
-            let restarted = self.last_cnt0.is_some_and(|last| info.cnt0 < last);
-            if self.last_cnt0 == Some(info.cnt0) {
-                continue;
-            }
-            let lost = match self.last_cnt0 {
-                Some(last) if !restarted => info.cnt0 - last - 1,
-                _ => 0,
-            };
-            self.last_cnt0 = Some(info.cnt0);
-            return Ok(Some(info.as_stream_frame(lost, restarted)));
-        }
+        self.follower.next_into(buf, timeout)
     }
 }
 

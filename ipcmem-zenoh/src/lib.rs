@@ -42,7 +42,7 @@ pub mod stop;
 pub mod subscribe;
 
 pub use bridge::{BridgeError, Context, Event};
-pub use publish::publish;
+pub use publish::{publish, FrameSource};
 pub use subscribe::{subscribe, SubscribeOptions};
 
 pub use session::{SessionError, SessionOptions};

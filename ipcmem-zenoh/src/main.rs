@@ -18,7 +18,7 @@ use ipcmem::key::Id;
 use ipcmem::stream::{RawReader, StreamOptions};
 use ipcmem_zenoh::status::report_every_second;
 use ipcmem_zenoh::stop::on_stop_signals;
-use ipcmem_zenoh::{Context, Event, SessionOptions, Stats, SubscribeOptions};
+use ipcmem_zenoh::{Context, Event, FrameSource, SessionOptions, Stats, SubscribeOptions};
 
 /// Mirror ipcmem frame streams between machines over Zenoh.
 #[derive(Debug, Parser)]
@@ -32,8 +32,10 @@ struct Cli {
 enum Command {
     /// Publish the frames of a local stream on a Zenoh key expression.
     Publish {
-        /// The local stream: /name, key:N or id:N. Waited for if it does not exist yet.
-        obj: Id,
+        /// The local stream: /name, key:N or id:N, or isio:NAME (an ImageStreamIO stream of
+        /// `$MILK_SHM_DIR`, default /milk/shm). Waited for if it does not exist yet.
+        #[arg(value_parser = parse_source)]
+        obj: SourceArg,
         /// The Zenoh key expression to publish on, e.g. lab/cam1.
         #[arg(long, value_parser = parse_key)]
         key: String,
@@ -91,6 +93,32 @@ impl ZenohArgs {
     }
 }
 
+/// The stream `publish` reads, as the command line names it.
+#[derive(Debug, Clone)]
+enum SourceArg {
+    /// An ipcmem stream.
+    Stream(Id),
+    /// An ImageStreamIO stream, by name.
+    Isio(String),
+}
+
+impl std::fmt::Display for SourceArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceArg::Stream(id) => write!(f, "{id}"),
+            SourceArg::Isio(name) => write!(f, "isio:{name}"),
+        }
+    }
+}
+
+fn parse_source(text: &str) -> Result<SourceArg, String> {
+    match text.strip_prefix("isio:") {
+        Some(name) => ipcmem::isio::check_name(name).map(|()| SourceArg::Isio(name.to_owned())),
+        None => text.parse().map(SourceArg::Stream),
+    }
+    .map_err(|error| error.to_string())
+}
+
 /// A key expression as Zenoh accepts it (checked before any wait or connection).
 fn parse_key(text: &str) -> Result<String, String> {
     zenoh::key_expr::KeyExpr::try_from(text)
@@ -122,10 +150,9 @@ fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Publish { obj, key, zenoh } => {
             let label = format!("publish {obj} -> {key}");
-            let reader = open_source(&obj, &stop)?;
-            let Some(reader) = reader else { return Ok(()) };
+            let Some(source) = open_source(&obj, &stop)? else { return Ok(()) };
             let session = zenoh.options().open().map_err(|error| error.to_string())?;
-            bridge(&label, &stop, |context| ipcmem_zenoh::publish(reader, &session, &key, context))
+            bridge(&label, &stop, |context| ipcmem_zenoh::publish(source, &session, &key, context))
         }
         Command::Subscribe { key, obj, slots, queue, mode, zenoh } => {
             let label = format!("subscribe {key} -> {obj}");
@@ -141,11 +168,17 @@ fn run(command: Command) -> Result<(), String> {
 }
 
 /// Opens the local stream, waiting for it until a stop signal (None then).
-fn open_source(obj: &Id, stop: &AtomicBool) -> Result<Option<RawReader>, String> {
+fn open_source(obj: &SourceArg, stop: &AtomicBool) -> Result<Option<FrameSource>, String> {
     let mut said = false;
     while !stop.load(Ordering::Relaxed) {
-        match RawReader::open_wait(obj.clone(), Duration::from_millis(200)) {
-            Ok(reader) => return Ok(Some(reader)),
+        let opened = match obj {
+            SourceArg::Stream(id) => {
+                RawReader::open_wait(id.clone(), Duration::from_millis(200)).map(FrameSource::from)
+            }
+            SourceArg::Isio(name) => open_isio(name),
+        };
+        match opened {
+            Ok(source) => return Ok(Some(source)),
             Err(ipcmem::Error::NotFound { .. }) => {
                 if !said {
                     eprintln!("ipcmem-bridge: waiting for the stream {obj} to be created");
@@ -156,6 +189,22 @@ fn open_source(obj: &Id, stop: &AtomicBool) -> Result<Option<RawReader>, String>
         }
     }
     Ok(None)
+}
+
+/// An ImageStreamIO stream of `$MILK_SHM_DIR`, followed through a claimed semaphore; waited for
+/// 200 ms.
+fn open_isio(name: &str) -> ipcmem::Result<FrameSource> {
+    let dir = ipcmem::isio::Dir::from_env();
+    let started = std::time::Instant::now();
+    loop {
+        match dir.open(name) {
+            Ok(stream) => return Ok(ipcmem::isio::Follower::new(stream.reader()?).into()),
+            Err(ipcmem::Error::NotFound { .. }) if started.elapsed() < Duration::from_millis(200) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// Runs one half of a bridge with a status line every second, until it ends or a signal.

@@ -23,6 +23,8 @@
 
 use std::time::{Duration, Instant};
 
+use ipcmem::array::ElementType;
+use ipcmem::isio;
 use ipcmem::stream::{FrameInfo, RawReader};
 use ipcmem::Error;
 use zenoh::bytes::ZBytes;
@@ -32,13 +34,39 @@ use zenoh::Wait;
 use crate::bridge::{BridgeError, Context, Event, POLL};
 use crate::message::FrameHeader;
 
-/// Publishes the frames of `reader`'s stream on `key` until `context.stop` is raised.
+/// Where the published frames come from: an ipcmem stream, or an ImageStreamIO stream (its
+/// frames, or the slices of a circular buffer, followed as [`isio::Follower`] does).
+#[allow(clippy::large_enum_variant)] // one per bridge, made once: a box would buy nothing
+pub enum FrameSource {
+    /// An ipcmem stream ([`ipcmem::stream`]).
+    Stream(RawReader),
+    /// An ImageStreamIO stream. Its format records no writer liveness that a reader could
+    /// trust, so the bridge never reports its writer gone; a stream made anew (`cnt0` going
+    /// back) is followed.
+    Isio(isio::Follower),
+}
+
+impl From<RawReader> for FrameSource {
+    fn from(reader: RawReader) -> FrameSource {
+        FrameSource::Stream(reader)
+    }
+}
+
+impl From<isio::Follower> for FrameSource {
+    fn from(follower: isio::Follower) -> FrameSource {
+        FrameSource::Isio(follower)
+    }
+}
+
+/// Publishes the frames of `source` (a [`RawReader`] of an ipcmem stream, or an
+/// [`isio::Follower`]) on `key` until `context.stop` is raised.
 ///
 /// Runs on: when the stream's writer goes, the bridge withdraws its liveliness token and waits
 /// for a new writer; a stream re-created under the same name (other type or dims included) is
-/// followed. Fails only when the local stream or Zenoh fails.
+/// followed. Fails only when the local stream or Zenoh fails, or when an ImageStreamIO stream
+/// holds half-precision elements, which ipcmem streams have no type for.
 pub fn publish(
-    reader: RawReader,
+    source: impl Into<FrameSource>,
     session: &zenoh::Session,
     key: &str,
     context: &Context<'_>,
@@ -49,7 +77,7 @@ pub fn publish(
         .express(true)
         .wait()
         .map_err(|error| BridgeError::zenoh("declare a publisher", key, &error))?;
-    let mut source = Source::new(reader);
+    let mut source = Source::new(source.into())?;
     let mut token = None;
     let mut publisher_lost = 0u64;
     let mut last = None;
@@ -124,49 +152,70 @@ enum Next {
     WriterGone(String),
 }
 
-/// The local stream being read, and the frame buffer.
+/// The local stream being read, its frames' element type and dims, and the frame buffer.
 struct Source {
-    reader: RawReader,
+    from: FrameSource,
+    element: ElementType,
+    dims: Vec<usize>,
     frame: Vec<u8>,
 }
 
 impl Source {
-    fn new(reader: RawReader) -> Source {
-        let frame = vec![0; reader.geometry().frame_bytes()];
-        Source { reader, frame }
+    fn new(from: FrameSource) -> ipcmem::Result<Source> {
+        let (element, dims, frame_bytes) = match &from {
+            FrameSource::Stream(reader) => {
+                let geometry = reader.geometry();
+                (geometry.element(), geometry.frame_dims().to_vec(), geometry.frame_bytes())
+            }
+            FrameSource::Isio(follower) => {
+                let stream = follower.reader().stream();
+                let element = stream.datatype().element_type().ok_or_else(|| Error::InvalidArgument {
+                    object: format!("isio:{}", stream.name()),
+                    reason: "half-precision (f16) frames: ipcmem streams have no such element type".into(),
+                })?;
+                (element, stream.frame_dims(), stream.frame_len())
+            }
+        };
+        Ok(Source { from, element, dims, frame: vec![0; frame_bytes] })
     }
 
     /// The next frame, waiting up to [`POLL`].
     fn next(&mut self, context: &Context<'_>) -> Result<Next, BridgeError> {
-        match self.reader.next_into(&mut self.frame, POLL) {
+        let reader = match &mut self.from {
+            FrameSource::Stream(reader) => reader,
+            FrameSource::Isio(follower) => {
+                return Ok(follower.next_into(&mut self.frame, POLL)?.map_or(Next::Nothing, Next::Frame));
+            }
+        };
+        match reader.next_into(&mut self.frame, POLL) {
             Ok(Some(info)) => Ok(Next::Frame(info)),
             Ok(None) => Ok(Next::Nothing),
             Err(Error::WriterGone { pid, reason, .. }) => Ok(Next::WriterGone(format!("pid {pid}: {reason}"))),
             // The stream was re-created with frames of another size or type: read it anew.
-            Err(Error::InvalidArgument { .. }) if !context.stopped() => match self.reopen() {
-                Ok(()) | Err(Error::NotFound { .. }) => Ok(Next::Nothing),
-                Err(error) => Err(error.into()),
-            },
+            Err(Error::InvalidArgument { .. }) if !context.stopped() => {
+                let reopened = RawReader::open_wait(reader.id(), Duration::from_secs(1));
+                match reopened {
+                    Ok(reader) => {
+                        *self = Source::new(FrameSource::Stream(reader))?;
+                        Ok(Next::Nothing)
+                    }
+                    Err(Error::NotFound { .. }) => Ok(Next::Nothing),
+                    Err(error) => Err(error.into()),
+                }
+            }
             Err(error) => Err(error.into()),
         }
     }
 
-    fn reopen(&mut self) -> ipcmem::Result<()> {
-        self.reader = RawReader::open_wait(self.reader.id(), Duration::from_secs(1))?;
-        self.frame = vec![0; self.reader.geometry().frame_bytes()];
-        Ok(())
-    }
-
     /// The message for the frame in the buffer: header, then the frame (one copy).
     fn message(&self, info: &FrameInfo, publisher_lost: u64) -> Vec<u8> {
-        let geometry = self.reader.geometry();
         let header = FrameHeader {
             serial: info.serial,
             acquired_ns: info.acquired_ns,
             published_ns: info.published_ns,
             publisher_lost,
-            element: geometry.element(),
-            dims: geometry.frame_dims().to_vec(),
+            element: self.element,
+            dims: self.dims.clone(),
         };
         let mut message = Vec::with_capacity(header.encoded_len() + self.frame.len());
         header.encode_into(&mut message);

@@ -400,3 +400,56 @@ fn a_hostile_message_is_refused_and_the_bridge_goes_on() {
     let log = subscriber.stop_with(libc::SIGINT);
     assert!(log.contains("shorter than the 48-byte header"), "{log}");
 }
+
+/// Removes a directory of the test (its `MILK_SHM_DIR`) at the end, also when the test fails.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An ImageStreamIO stream as the source (`publish isio:NAME`, in a `MILK_SHM_DIR` of the
+/// test's own): its frames arrive exact, with `cnt0` as their serial, and every loss counted.
+/// ImageStreamIO has no writer liveness, so the watch is stopped by a signal at the end.
+#[test]
+fn an_imagestreamio_stream_is_bridged() {
+    let dir = PathBuf::from("/dev/shm").join(unique("milk"));
+    fs::create_dir(&dir).expect("a MILK_SHM_DIR of the test's own");
+    let _dir = RemoveDir(dir.clone());
+    let (source, local, key) = (format!("isio:{}", unique("cam")), format!("/{}", unique("dst")), unique("key"));
+    let _streams = Streams::new(&[&local]);
+    let publish = |count: &str| {
+        run(Command::new(ipcmem())
+            .env("MILK_SHM_DIR", &dir)
+            .args(["stream", "publish", &source])
+            .args(["--create", "u16", "32x16", "--slots", "1", "--count", count, "--rate", "300"]));
+    };
+    // The stream exists (cnt0 = 1) before the bridge claims one of its semaphores.
+    publish("1");
+    run(Command::new(ipcmem()).args(["stream", "create", &local, "u16", "32x16", "--slots", "16"]));
+    let port = free_port();
+    let subscriber = bridge_subscribe(&key, &local, ("listen", port));
+    let publisher = Proc::spawn(
+        "ipcmem-bridge publish",
+        bridge()
+            .env("MILK_SHM_DIR", &dir)
+            .args(["publish", &source, "--key", &key, "--no-multicast", "--connect"])
+            .arg(format!("tcp/127.0.0.1:{port}")),
+    );
+    publisher.wait_for("subscribers match", Duration::from_secs(20));
+    let watcher = watch(&local, &["--timeout", "30"]);
+    let sent = 300;
+    publish(&sent.to_string());
+    thread::sleep(Duration::from_secs(3));
+    watcher.signal(libc::SIGTERM);
+    let (status, stdout, stderr) = watcher.finish(Duration::from_secs(10));
+    assert!(status.success(), "watch --check: {status}\n{stderr}");
+    let seen = parse_watch(&stdout);
+    assert!(seen.serials.windows(2).all(|pair| pair[0] < pair[1]), "serials rise");
+    assert_eq!(seen.serials.last().copied(), Some(sent + 1), "the last frame arrived (cnt0 counts the first one)");
+    assert_eq!(seen.frames + seen.lost, sent + 1, "received + lost = written");
+    subscriber.stop();
+    publisher.stop();
+}

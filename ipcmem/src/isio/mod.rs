@@ -47,7 +47,9 @@ mod map;
 mod stream;
 
 pub use layout::{parse_metadata, Field, Layout, LayoutError, Metadata, Timespec};
-pub use stream::{check_name, Dir, FrameInfo, Keyword, KeywordValue, Reader, SemaphoreState, Stream, StreamSpec};
+pub use stream::{
+    check_name, Dir, Follower, FrameInfo, Keyword, KeywordValue, Reader, SemaphoreState, Stream, StreamSpec,
+};
 
 /// The directory of streams when `$MILK_SHM_DIR` is not set (`SHAREDMEMDIR`).
 pub const DEFAULT_DIR: &str = "/milk/shm";

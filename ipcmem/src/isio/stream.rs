@@ -417,6 +417,13 @@ impl Stream {
         self.inner.layout.frame_len
     }
 
+    /// The sizes of the axes of one frame (x first): all of them, or for a circular buffer all
+    /// but the last (the slices).
+    pub fn frame_dims(&self) -> Vec<usize> {
+        let axes = if self.is_circular() { self.dims().len().saturating_sub(1) } else { self.dims().len() };
+        self.dims()[..axes].iter().map(|&d| d as usize).collect()
+    }
+
     /// Whether frames are the slices of a 3-D circular buffer.
     pub fn is_circular(&self) -> bool {
         self.inner.layout.circular
@@ -798,6 +805,51 @@ impl fmt::Debug for Stream {
             .field("dims", &self.inner.dims)
             .field("circular", &self.inner.layout.circular)
             .finish_non_exhaustive()
+    }
+}
+
+/// A reader that follows a stream frame by frame, as [`crate::stream`] readers do: it waits on
+/// its claimed semaphore, reads the latest frame, skips a frame already returned (a writer's
+/// posts pile up while we read), and counts as lost the frames written between two it returned
+/// (steps of `cnt0`). A `cnt0` that goes back means the stream was made anew (`restarted`).
+///
+/// ImageStreamIO records no writer liveness that a reader could trust, so a follower never
+/// reports the writer gone: a dead writer looks like a quiet one.
+pub struct Follower {
+    reader: Reader,
+    last_cnt0: Option<u64>,
+}
+
+impl Follower {
+    /// Follows the stream of `reader` (its claimed semaphore), from the next frame written.
+    pub fn new(reader: Reader) -> Follower {
+        Follower { reader, last_cnt0: None }
+    }
+
+    /// The claimed semaphore and the stream.
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// Waits at most `timeout` for a frame newer than the last one returned and copies it into
+    /// `buf` ([`Stream::frame_len`] bytes): its counters as [`crate::stream`] reports frames
+    /// (serial `cnt0`), or `None` if the time ran out.
+    pub fn next_into(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<crate::stream::FrameInfo>> {
+        let started = std::time::Instant::now();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            let Some(info) = self.reader.wait_frame(left, buf)? else { return Ok(None) };
+            if self.last_cnt0 == Some(info.cnt0) {
+                continue;
+            }
+            let restarted = self.last_cnt0.is_some_and(|last| info.cnt0 < last);
+            let lost = match self.last_cnt0 {
+                Some(last) if !restarted => info.cnt0 - last - 1,
+                _ => 0,
+            };
+            self.last_cnt0 = Some(info.cnt0);
+            return Ok(Some(info.as_stream_frame(lost, restarted)));
+        }
     }
 }
 
