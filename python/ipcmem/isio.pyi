@@ -1,6 +1,6 @@
 import os
 import pathlib
-from typing import Iterator, List, Optional, Tuple, Union, final
+from typing import Dict, Iterator, List, Optional, Tuple, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,8 @@ class Stream:
     def circular(self) -> bool: ...
     @property
     def cnt0(self) -> int: ...
+    def keywords(self) -> Dict[str, Tuple[Union[int, float, str, bytes], str]]: ...
+    def set_keyword(self, name: str, value: Union[int, float, str], comment: str = "") -> int: ...
 
 @final
 class Reader:

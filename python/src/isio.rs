@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyTuple};
 
 use crate::convert::{numpy_name, to_dims, to_element, to_timeout};
 use crate::errors::{invalid, OrRaise};
 use crate::stream::{empty_fortran, numpy_dtype, FrameBuffer, PyFrameInfo};
 use crate::sync::wait_in_slices;
 use ipcmem::array::ElementType;
-use ipcmem::isio::{DataType, Dir, Reader, Stream, StreamSpec};
+use ipcmem::isio::{DataType, Dir, KeywordValue, Reader, Stream, StreamSpec};
 
 /// The directory `dir`, or `$MILK_SHM_DIR` (default `/milk/shm`).
 fn directory(dir: Option<PathBuf>) -> Dir {
@@ -182,6 +182,40 @@ impl PyIsioStream {
     #[getter]
     fn cnt0(&self) -> PyResult<u64> {
         self.stream.cnt0().or_raise()
+    }
+
+    /// The keywords, as ``{name: (value, comment)}``: value an ``int`` (type L), a ``float``
+    /// (D), a ``str`` (S), or the 16 raw ``bytes`` of another type letter.
+    fn keywords<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let keywords = PyDict::new(py);
+        for keyword in self.stream.keywords().or_raise()? {
+            let value = match keyword.value {
+                KeywordValue::Long(value) => value.into_pyobject(py)?.into_any(),
+                KeywordValue::Double(value) => value.into_pyobject(py)?.into_any(),
+                KeywordValue::String(value) => value.into_pyobject(py)?.into_any(),
+                KeywordValue::Other { raw, .. } => PyBytes::new(py, &raw).into_any(),
+            };
+            keywords.set_item(keyword.name, (value, keyword.comment))?;
+        }
+        Ok(keywords)
+    }
+
+    /// Sets keyword `name` to `value` (``int``: type L, ``float``: D, ``str``: S), with
+    /// `comment`, in its slot or the first free one; returns the slot.
+    #[pyo3(signature = (name, value, comment = ""))]
+    fn set_keyword(&self, name: &str, value: &Bound<'_, PyAny>, comment: &str) -> PyResult<usize> {
+        let value = if value.is_instance_of::<PyBool>() {
+            return Err(invalid(name, "a bool is no keyword value: give an int, a float or a str"));
+        } else if let Ok(value) = value.extract::<i64>() {
+            KeywordValue::Long(value)
+        } else if let Ok(value) = value.extract::<f64>() {
+            KeywordValue::Double(value)
+        } else if let Ok(value) = value.extract::<String>() {
+            KeywordValue::String(value)
+        } else {
+            return Err(invalid(name, "a keyword value is an int, a float or a str"));
+        };
+        self.stream.set_keyword(name, &value, comment).or_raise()
     }
 
     fn __repr__(&self) -> String {

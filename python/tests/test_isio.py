@@ -102,3 +102,20 @@ def test_circular_buffer_and_bad_input(milk_dir):
     with pytest.raises(ipcmem.Timeout):
         reader.next(timeout=0.05)
     reader.close()
+
+
+def test_keywords_from_python_are_what_the_command_shows(milk_dir):
+    stream = isio.create("kw", np.int16, (4, 4), dir=milk_dir, keywords=4)
+    assert stream.keywords() == {}
+    assert stream.set_keyword("EXPTIME", 0.25, "seconds") == 0
+    assert stream.set_keyword("GAIN", 12) == 1
+    assert stream.set_keyword("FILTER", "H") == 2
+    assert stream.set_keyword("GAIN", 13, "e-/ADU") == 1
+    assert stream.keywords() == {"EXPTIME": (0.25, "seconds"), "GAIN": (13, "e-/ADU"), "FILTER": ("H", "")}
+    shown = subprocess.run([cli_path(), "info", "isio:kw", "--json"], env=dict(os.environ, MILK_SHM_DIR=milk_dir), capture_output=True, text=True, check=True)
+    keywords = {k["name"]: (k["type"], k["value"], k["comment"]) for k in json.loads(shown.stdout)["keywords"]}
+    assert keywords == {"EXPTIME": ("D", 0.25, "seconds"), "GAIN": ("L", 13, "e-/ADU"), "FILTER": ("S", "H", "")}
+    for bad in (True, None, [1]):
+        with pytest.raises(ValueError):
+            stream.set_keyword("BAD", bad)
+    isio.remove("kw", dir=milk_dir)
