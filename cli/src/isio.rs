@@ -3,7 +3,7 @@
 //! nothing in them is written (no semaphore is claimed) by a look.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcmem::array::ElementType;
 use ipcmem::isio::{self, Dir, KeywordValue, Metadata, Stream};
@@ -374,17 +374,10 @@ fn element_of(stream: &Stream) -> ipcmem::Result<ElementType> {
 /// Opens stream `name` for `watch`, waiting up to `timeout` for it to appear; claims a
 /// semaphore. `Ok(None)` if it did not appear in time.
 pub fn open_source(name: &str, timeout: Duration) -> ipcmem::Result<Option<Source>> {
-    let dir = Dir::from_env();
-    let started = Instant::now();
-    let stream = loop {
-        match dir.open(name) {
-            Ok(stream) => break stream,
-            Err(ipcmem::Error::NotFound { .. }) if started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(ipcmem::Error::NotFound { .. }) => return Ok(None),
-            Err(error) => return Err(error),
-        }
+    let stream = match Dir::from_env().open_wait(name, timeout) {
+        Ok(stream) => stream,
+        Err(ipcmem::Error::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(error),
     };
     let element = element_of(&stream)?;
     Ok(Some(Source { follower: isio::Follower::new(stream.reader()?), element }))

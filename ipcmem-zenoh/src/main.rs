@@ -194,17 +194,8 @@ fn open_source(obj: &SourceArg, stop: &AtomicBool) -> Result<Option<FrameSource>
 /// An ImageStreamIO stream of `$MILK_SHM_DIR`, followed through a claimed semaphore; waited for
 /// 200 ms.
 fn open_isio(name: &str) -> ipcmem::Result<FrameSource> {
-    let dir = ipcmem::isio::Dir::from_env();
-    let started = std::time::Instant::now();
-    loop {
-        match dir.open(name) {
-            Ok(stream) => return Ok(ipcmem::isio::Follower::new(stream.reader()?).into()),
-            Err(ipcmem::Error::NotFound { .. }) if started.elapsed() < Duration::from_millis(200) => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    let stream = ipcmem::isio::Dir::from_env().open_wait(name, Duration::from_millis(200))?;
+    Ok(ipcmem::isio::Follower::new(stream.reader()?).into())
 }
 
 /// Runs one half of a bridge with a status line every second, until it ends or a signal.

@@ -74,6 +74,21 @@ impl Dir {
         Stream::open_file(name, &self.file(name)?, true)
     }
 
+    /// Opens stream `name` as [`open`](Self::open) does, waiting up to `timeout` for it to
+    /// appear (a back-off of 10 ms: ImageStreamIO streams are made by rename, once complete).
+    /// `NotFound` if it did not appear in time.
+    pub fn open_wait(&self, name: &str, timeout: Duration) -> Result<Stream> {
+        let started = Instant::now();
+        loop {
+            match self.open(name) {
+                Err(Error::NotFound { .. }) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                opened => return opened,
+            }
+        }
+    }
+
     /// Opens stream `name` for reading only: frames, metadata, keywords and semaphore values,
     /// but no waiting (a reader records its pid in the file).
     pub fn open_readonly(&self, name: &str) -> Result<Stream> {
