@@ -13,7 +13,8 @@
 //! What the routine does, by length (none touches the stack or a callee-saved register, so a
 //! fault can resume at a bare `ret`):
 //! - 0 to 64 bytes: two to four loads that may overlap (the first and last 1, 4, 8, 16 or 32
-//!   bytes), then the same stores: no loop, no branch on alignment.
+//!   bytes), then the same stores: no loop, no branch on alignment. 33 to 64 bytes come first
+//!   and take no branch, with two 32-byte AVX moves where the processor has AVX2.
 //! - 65 bytes and more: a loop of blocks (128 bytes of four 32-byte AVX moves where the
 //!   processor has AVX2, else 64 bytes of four 16-byte SSE moves), the last block loaded
 //!   first and stored last (overlapping the last block), `vzeroupper` after AVX.
@@ -69,6 +70,35 @@ std::arch::global_asm!(
     concat!(".hidden ", symbol!("fixup")),
     concat!(symbol!("begin"), ":"),
     concat!(symbol!("copy"), ":"),
+    // 33 to 64 bytes first, with no branch taken: the first 32 and the last 32, as two AVX
+    // moves where the processor has AVX2 (two stores where SSE needs four), else four SSE.
+    // Each path returns where it ends (a taken jump to a shared `ret` costs a cycle).
+    "    cmp rdx, 32",
+    "    jbe 10f",
+    "    cmp rdx, 64",
+    "    ja 40f",
+    "    test r9, r9",
+    "    jz 31f",
+    "    vmovdqu ymm0, ymmword ptr [rsi]",
+    "    vmovdqu ymm1, ymmword ptr [rsi + rdx - 32]",
+    "    vmovdqu ymmword ptr [rdi], ymm0",
+    "    vmovdqu ymmword ptr [rdi + rdx - 32], ymm1",
+    "    vzeroupper",
+    "    xor eax, eax",
+    "    ret",
+    "31:",
+    "    movups xmm0, xmmword ptr [rsi]",
+    "    movups xmm1, xmmword ptr [rsi + 16]",
+    "    movups xmm2, xmmword ptr [rsi + rdx - 32]",
+    "    movups xmm3, xmmword ptr [rsi + rdx - 16]",
+    "    movups xmmword ptr [rdi], xmm0",
+    "    movups xmmword ptr [rdi + 16], xmm1",
+    "    movups xmmword ptr [rdi + rdx - 32], xmm2",
+    "    movups xmmword ptr [rdi + rdx - 16], xmm3",
+    "    xor eax, eax",
+    "    ret",
+    // 0 to 32 bytes.
+    "10:",
     "    cmp rdx, 16",
     "    ja 20f",
     "    cmp rdx, 8",
@@ -86,43 +116,32 @@ std::arch::global_asm!(
     "    mov byte ptr [rdi], al",
     "    mov byte ptr [rdi + r10], r11b",
     "    mov byte ptr [rdi + rdx - 1], cl",
-    "    jmp 90f",
+    "    xor eax, eax",
+    "    ret",
     // 4 to 7 bytes: the first 4 and the last 4.
     "11:",
     "    mov eax, dword ptr [rsi]",
     "    mov ecx, dword ptr [rsi + rdx - 4]",
     "    mov dword ptr [rdi], eax",
     "    mov dword ptr [rdi + rdx - 4], ecx",
-    "    jmp 90f",
+    "    xor eax, eax",
+    "    ret",
     // 8 to 16 bytes: the first 8 and the last 8.
     "12:",
     "    mov rax, qword ptr [rsi]",
     "    mov rcx, qword ptr [rsi + rdx - 8]",
     "    mov qword ptr [rdi], rax",
     "    mov qword ptr [rdi + rdx - 8], rcx",
-    "    jmp 90f",
-    "20:",
-    "    cmp rdx, 32",
-    "    ja 30f",
+    "    xor eax, eax",
+    "    ret",
     // 17 to 32 bytes: the first 16 and the last 16.
+    "20:",
     "    movups xmm0, xmmword ptr [rsi]",
     "    movups xmm1, xmmword ptr [rsi + rdx - 16]",
     "    movups xmmword ptr [rdi], xmm0",
     "    movups xmmword ptr [rdi + rdx - 16], xmm1",
-    "    jmp 90f",
-    "30:",
-    "    cmp rdx, 64",
-    "    ja 40f",
-    // 33 to 64 bytes: the first 32 and the last 32.
-    "    movups xmm0, xmmword ptr [rsi]",
-    "    movups xmm1, xmmword ptr [rsi + 16]",
-    "    movups xmm2, xmmword ptr [rsi + rdx - 32]",
-    "    movups xmm3, xmmword ptr [rsi + rdx - 16]",
-    "    movups xmmword ptr [rdi], xmm0",
-    "    movups xmmword ptr [rdi + 16], xmm1",
-    "    movups xmmword ptr [rdi + rdx - 32], xmm2",
-    "    movups xmmword ptr [rdi + rdx - 16], xmm3",
-    "    jmp 90f",
+    "    xor eax, eax",
+    "    ret",
     // 65 bytes and more: non-temporal from `rcx` bytes on; `rep movsb` from `r8` bytes on if
     // source and destination are equally aligned to a cache line; else the loop.
     "40:",
