@@ -191,7 +191,7 @@ impl Copier {
             // SAFETY: the caller's promises; `dst` is a private buffer we borrow mutably, so
             // the two ranges do not overlap; the strategy is this processor's, and the handler
             // is installed (by `new`).
-            outcome(unsafe { routine::copy(dst.as_mut_ptr(), src, dst.len(), *self.strategy) })
+            outcome(unsafe { routine::copy(dst.as_mut_ptr(), src, dst.len(), self.strategy) })
         }
         #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
         {
@@ -211,7 +211,7 @@ impl Copier {
         {
             // SAFETY: the caller's promises; `src` is a private buffer, not the mapping; the
             // strategy is this processor's, and the handler is installed (by `new`).
-            outcome(unsafe { routine::copy(dst, src.as_ptr(), src.len(), *self.strategy) })
+            outcome(unsafe { routine::copy(dst, src.as_ptr(), src.len(), self.strategy) })
         }
         #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), target_os = "linux", not(miri))))]
         {
@@ -389,7 +389,7 @@ mod tests {
                 let at = (start * 5) % 64;
                 // SAFETY: both ranges lie within the vectors, which nothing else touches.
                 let outcome =
-                    unsafe { routine::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, strategy) };
+                    unsafe { routine::copy(target.as_mut_ptr().add(at), source.as_ptr().add(start), len, &strategy) };
                 assert_eq!(outcome.signal, 0);
                 assert_eq!(target[at..at + len], source[start..start + len], "{strategy:?} {start} {len}");
                 assert!(target[..at].iter().chain(&target[at + len..]).all(|b| *b == 0), "{strategy:?} {start} {len}");
@@ -450,11 +450,11 @@ mod tests {
             let at = len - size;
             let mut buf = vec![0; size];
             // SAFETY: within the mapping, which stays mapped (its pages past the end are gone).
-            let fault = outcome(unsafe { routine::copy(buf.as_mut_ptr(), base.add(at), size, strategy) }).unwrap_err();
+            let fault = outcome(unsafe { routine::copy(buf.as_mut_ptr(), base.add(at), size, &strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             assert!((base as usize + page..base as usize + len).contains(&fault.address), "{size}: {fault:?}");
             // SAFETY: as above.
-            let fault = outcome(unsafe { routine::copy(base.add(at), buf.as_ptr(), size, strategy) }).unwrap_err();
+            let fault = outcome(unsafe { routine::copy(base.add(at), buf.as_ptr(), size, &strategy) }).unwrap_err();
             assert_eq!(fault.signal, Signal::Bus, "{size}");
             // SAFETY: as above.
             assert!(unsafe { touch(base.add(at), true) }.is_err());

@@ -184,7 +184,7 @@ pub(super) fn code_range(_avx: bool) -> (usize, usize, usize) {
 /// [`super::fault::install`] ran; a fault of the other is a crash, as for `memcpy`); they do
 /// not overlap; `dst` is writable.
 #[inline]
-pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, _strategy: Strategy) -> Outcome {
+pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, _strategy: &Strategy) -> Outcome {
     // SAFETY: the caller's promises are the routine's.
     unsafe { __ipcmem_access_copy(dst, src, len) }
 }

@@ -4,9 +4,10 @@
 //! resumes.
 //!
 //! Calling convention (System V): `rdi` = destination, `rsi` = source, `rdx` = length, `rcx` =
-//! the length from which non-temporal stores are used, `r8` = the length from which
-//! `rep movsb` is used, `r9` = 1 if the processor has AVX2 (and the system saves its
-//! registers), else 0. Returns [`Outcome`] in `rax:rdx`: `rax` is 0 when every byte was
+//! the address of the [`Strategy`] (read only where needed: a small copy loads one byte of
+//! it, so its callers pass one register where three cost three loads): the length from which
+//! non-temporal stores are used, the length from which `rep movsb` is used, whether the
+//! processor has AVX2 (and the system saves its registers). Returns [`Outcome`] in `rax:rdx`: `rax` is 0 when every byte was
 //! copied; after a fault the handler makes the routine return the signal number in `rax` and
 //! the faulting address in `rdx`.
 //!
@@ -40,7 +41,9 @@ pub(super) struct Outcome {
     pub address: u64,
 }
 
-/// How the routine copies long runs, chosen once per process.
+/// How the routine copies long runs, chosen once per process. The routine reads it at the
+/// offsets 0, 8 and 16 (`repr(C)`).
+#[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Strategy {
     /// From this length on, non-temporal stores.
@@ -77,8 +80,8 @@ std::arch::global_asm!(
     "    jbe 10f",
     "    cmp rdx, 64",
     "    ja 40f",
-    "    test r9, r9",
-    "    jz 31f",
+    "    cmp byte ptr [rcx + 16], 0",
+    "    je 31f",
     "    vmovdqu ymm0, ymmword ptr [rsi]",
     "    vmovdqu ymm1, ymmword ptr [rsi + rdx - 32]",
     "    vmovdqu ymmword ptr [rdi], ymm0",
@@ -142,20 +145,20 @@ std::arch::global_asm!(
     "    movups xmmword ptr [rdi + rdx - 16], xmm1",
     "    xor eax, eax",
     "    ret",
-    // 65 bytes and more: non-temporal from `rcx` bytes on; `rep movsb` from `r8` bytes on if
+    // 65 bytes and more: non-temporal from `[rcx]` bytes on; `rep movsb` from `[rcx + 8]` bytes on if
     // source and destination are equally aligned to a cache line; else the loop.
     "40:",
-    "    cmp rdx, r8",
+    "    cmp rdx, qword ptr [rcx + 8]",
     "    jb 41f",
-    "    cmp rdx, rcx",
+    "    cmp rdx, qword ptr [rcx]",
     "    jae 60f",
     "    mov r10, rdi",
     "    xor r10, rsi",
     "    test r10, 63",
     "    jz 50f",
     "41:",
-    "    test r9, r9",
-    "    jz 43f",
+    "    cmp byte ptr [rcx + 16], 0",
+    "    je 43f",
     "    cmp rdx, 128",
     "    jbe 43f",
     // The AVX loop: the last 128 bytes first (kept in ymm4-7), then 128-byte blocks while
@@ -303,14 +306,7 @@ std::arch::global_asm!(
 extern "C" {
     /// Copies `len` bytes from `src` to `dst` (see the module's documentation).
     #[link_name = symbol!("copy")]
-    fn __ipcmem_access_copy(
-        dst: *mut u8,
-        src: *const u8,
-        len: usize,
-        non_temporal_from: usize,
-        rep_movsb_from: usize,
-        avx: usize,
-    ) -> Outcome;
+    fn __ipcmem_access_copy(dst: *mut u8, src: *const u8, len: usize, strategy: *const Strategy) -> Outcome;
     /// Reads the byte at `at`.
     #[link_name = symbol!("touch_read")]
     fn __ipcmem_access_touch_read(at: *const u8) -> Outcome;
@@ -358,7 +354,7 @@ pub(super) fn strategy() -> Strategy {
 /// [`super::fault::install`] ran; a fault of the other is a crash, as for `memcpy`); they do
 /// not overlap; `dst` is writable; `strategy.avx` only if the processor has AVX2.
 #[inline]
-pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, strategy: Strategy) -> Outcome {
+pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, strategy: &Strategy) -> Outcome {
     let (signal, address): (u64, u64);
     // A direct call (the routine is hidden in this object: no detour through the GOT), which
     // follows the C calling convention, and so clobbers what a C call clobbers.
@@ -370,9 +366,7 @@ pub(super) unsafe fn copy(dst: *mut u8, src: *const u8, len: usize, strategy: St
             inout("rdi") dst => _,
             inout("rsi") src => _,
             inout("rdx") len => address,
-            inout("rcx") strategy.non_temporal_from => _,
-            inout("r8") strategy.rep_movsb_from => _,
-            inout("r9") usize::from(strategy.avx) => _,
+            inout("rcx") std::ptr::from_ref(strategy) => _,
             out("rax") signal,
             clobber_abi("C"),
         );
