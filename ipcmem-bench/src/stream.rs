@@ -18,6 +18,7 @@
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -58,10 +59,14 @@ const LATENCY_FRAMES: usize = 2000;
 /// The arguments of the hidden `stream-reader`.
 #[derive(Debug, Args)]
 pub struct ReaderArgs {
-    /// The stream.
+    /// The stream (with `--raw`: the object of the raw transfer).
     name: String,
     /// How many frames to receive.
     frames: usize,
+    /// The floor: spin on a counter word and `memcpy` the frame out, no stream (see
+    /// [`raw_reader`]); the frame's size in bytes.
+    #[arg(long, value_name = "FRAME_BYTES")]
+    raw: Option<usize>,
 }
 
 /// The figures of one frame size.
@@ -75,6 +80,10 @@ struct Figures {
     read_ratios: Vec<f64>,
     latency: Samples,
     lost: u64,
+    /// The same transfer without the stream: memcpy in, a counter word, memcpy out.
+    raw_latency: Samples,
+    /// The copy out of that transfer alone (a frame just written by the other process).
+    raw_copy: Samples,
 }
 
 /// Measures and prints the table.
@@ -171,6 +180,8 @@ fn measure(settings: &Settings, frame: usize) -> Result<Figures, Failure> {
         read_ratios: Vec::new(),
         latency: Samples::default(),
         lost: 0,
+        raw_latency: Samples::default(),
+        raw_copy: Samples::default(),
     };
     let (mut memcpy_in, mut publish, mut memcpy_out, mut read) =
         (Samples::default(), Samples::default(), Samples::default(), Samples::default());
@@ -209,6 +220,7 @@ fn measure(settings: &Settings, frame: usize) -> Result<Figures, Failure> {
     let (latency, lost) = latency(&mut writer, &name, &private, settings)?;
     figures.latency = latency;
     figures.lost = lost;
+    (figures.raw_latency, figures.raw_copy) = raw_latency(&private, settings)?;
     Ok(figures)
 }
 
@@ -281,7 +293,61 @@ fn latency(
         std::thread::sleep(gap);
         writer.publish(private.as_slice())?;
     }
-    child.results()
+    Ok(child.results()?.0)
+}
+
+/// Where the raw transfer keeps its counter (the serial of the newest frame) and the frame's
+/// publication time; its slots start at [`RAW_SLOTS_AT`].
+const RAW_COUNTER_AT: usize = 0;
+const RAW_PUBLISHED_AT: usize = 8;
+const RAW_SLOTS_AT: usize = 4096;
+
+/// The floor of the latency, measured as [`latency`] is, between the same processes, with the
+/// same frames, slots and gaps, but no stream: the writer `memcpy`s the frame into the next of
+/// [`SLOTS`] slots, reads the clock, stores it and then the frame's serial in a counter word
+/// (release); the reader spins on that word (no pause), `memcpy`s the slot out, reads the
+/// clock. Gives the latencies, and the reader's copies alone: a copy of a frame that the
+/// other processor has just written, which is what "one frame copy" costs a reader.
+fn raw_latency(private: &PrivateMemory, settings: &Settings) -> Result<(Samples, Samples), Failure> {
+    let frame = private.as_slice().len();
+    let frames = latency_frames(settings, frame);
+    let name = stop::unique_name();
+    let shm = ipcmem::SharedMemory::options().prefault(true).create(name.as_str(), RAW_SLOTS_AT + SLOTS * frame)?;
+    let base = shm.as_mut_ptr();
+    // SAFETY: the words lie at the start of the mapping (page-aligned, so 8-aligned), which
+    // lives until the end of this function; the two processes access them only atomically.
+    let (counter, published) = unsafe { raw_words(base) };
+    let mut child = ReaderChild::start_raw(name.as_str(), frames, frame)?;
+    let gap = latency_gap(frame);
+    for serial in 1..=frames {
+        stop::check()?;
+        std::thread::sleep(gap);
+        // SAFETY: slot `serial % SLOTS` is `frame` bytes of the mapping; the reader copies
+        // the previous frame's slot at most (it is done with it: the gap is far longer than a
+        // copy), and nothing else touches the object.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                private.as_slice().as_ptr(),
+                base.add(RAW_SLOTS_AT + (serial % SLOTS) * frame),
+                frame,
+            );
+        }
+        published.store(stream::now_ns(), Ordering::Relaxed);
+        counter.store(serial as u64, Ordering::Release);
+    }
+    let ((latencies, _lost), copies) = child.results()?;
+    Ok((latencies, copies.unwrap_or_default()))
+}
+
+/// The counter and publication-time words of the raw transfer.
+///
+/// # Safety
+/// `base` is the start of a mapping of at least 16 bytes that outlives `'a`, which every
+/// process accesses at those bytes only atomically, as `u64`s.
+unsafe fn raw_words<'a>(base: *mut u8) -> (&'a AtomicU64, &'a AtomicU64) {
+    // SAFETY: the caller's promises: in bounds, aligned (a mapping starts on a page), alive,
+    // and only atomic accesses.
+    unsafe { (AtomicU64::from_ptr(base.add(RAW_COUNTER_AT).cast()), AtomicU64::from_ptr(base.add(RAW_PUBLISHED_AT).cast())) }
 }
 
 /// The second process of the latency run.
@@ -293,9 +359,19 @@ struct ReaderChild {
 impl ReaderChild {
     /// Starts `ipcmem-bench stream-reader NAME FRAMES` and waits until it is reading.
     fn start(name: &str, frames: usize) -> Result<ReaderChild, Failure> {
+        ReaderChild::start_with(&[name, &frames.to_string()])
+    }
+
+    /// Starts `ipcmem-bench stream-reader NAME FRAMES --raw FRAME_BYTES` (see [`raw_latency`]).
+    fn start_raw(name: &str, frames: usize, frame: usize) -> Result<ReaderChild, Failure> {
+        ReaderChild::start_with(&[name, &frames.to_string(), "--raw", &frame.to_string()])
+    }
+
+    fn start_with(args: &[&str]) -> Result<ReaderChild, Failure> {
         let exe = std::env::current_exe().map_err(|error| failure(format!("cannot find this program: {error}")))?;
         let mut child = Command::new(exe)
-            .args(["stream-reader", name, &frames.to_string()])
+            .arg("stream-reader")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -314,17 +390,26 @@ impl ReaderChild {
         Ok(line.trim_end().to_owned())
     }
 
-    /// The reader's report: `lost`, then one latency in nanoseconds per frame.
-    fn results(&mut self) -> Result<(Samples, u64), Failure> {
+    /// The reader's report: `lost`, then one latency in nanoseconds per frame; from a raw
+    /// reader, a second line of copy times in nanoseconds.
+    fn results(&mut self) -> Result<((Samples, u64), Option<Samples>), Failure> {
         let report = self.line()?;
         let mut numbers = report.split_whitespace().map(str::parse::<u64>);
         let lost = numbers.next().and_then(Result::ok).ok_or_else(|| failure(format!("the reader said {report:?}")))?;
-        let mut samples = Samples::default();
-        for latency in numbers {
-            samples.push(Duration::from_nanos(latency.map_err(|_| failure("a latency that is no number"))?));
-        }
-        Ok((samples, lost))
+        let latencies = durations(numbers)?;
+        let copies = self.line()?;
+        let copies = if copies.is_empty() { None } else { Some(durations(copies.split_whitespace().map(str::parse))?) };
+        Ok(((latencies, lost), copies))
     }
+}
+
+/// Durations in nanoseconds, as a reader printed them.
+fn durations(numbers: impl Iterator<Item = Result<u64, std::num::ParseIntError>>) -> Result<Samples, Failure> {
+    let mut samples = Samples::default();
+    for nanoseconds in numbers {
+        samples.push(Duration::from_nanos(nanoseconds.map_err(|_| failure("a duration that is no number"))?));
+    }
+    Ok(samples)
 }
 
 impl Drop for ReaderChild {
@@ -339,6 +424,9 @@ impl Drop for ReaderChild {
 pub fn reader(args: &ReaderArgs) -> Outcome {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and changes only this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if let Some(frame) = args.raw {
+        return raw_reader(args, frame);
+    }
     // A spin budget longer than the gap between frames: the reader never parks.
     let mut reader = RawReader::open(args.name.as_str())?.with_spin(Duration::from_secs(1));
     let mut buffer = vec![0; reader.geometry().frame_bytes()];
@@ -361,9 +449,63 @@ pub fn reader(args: &ReaderArgs) -> Outcome {
         lost += info.lost;
         latencies.push(received.saturating_sub(info.published_ns).to_string());
     }
-    writeln!(out, "{lost} {}", latencies.join(" "))
+    writeln!(out, "{lost} {}\n", latencies.join(" "))
         .and_then(|()| out.flush())
         .map_err(|error| failure(format!("stdout: {error}")))
+}
+
+/// The reader of [`raw_latency`]: spins on the counter word, copies the newest slot out,
+/// and prints `0` (lost: not counted), the latencies, and on a second line the copies' times.
+fn raw_reader(args: &ReaderArgs, frame: usize) -> Outcome {
+    let shm = ipcmem::SharedMemory::open(args.name.as_str())?;
+    if shm.len() < RAW_SLOTS_AT + SLOTS * frame {
+        return Err(failure(format!("{} is smaller than {SLOTS} frames of {frame} bytes", args.name)));
+    }
+    let base = shm.as_mut_ptr();
+    // SAFETY: the start of the mapping, which lives until the end of this function; both
+    // processes access these words only atomically.
+    let (counter, published) = unsafe { raw_words(base) };
+    let mut buffer = PrivateMemory::new(frame)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").and_then(|()| out.flush()).map_err(|error| failure(format!("stdout: {error}")))?;
+    let (mut latencies, mut copies) = (Vec::with_capacity(args.frames), Vec::with_capacity(args.frames));
+    let (mut seen, mut deadline, mut spins) = (0, Instant::now() + PATIENCE, 0_u32);
+    while seen < args.frames as u64 {
+        let serial = counter.load(Ordering::Acquire);
+        if serial == seen {
+            // The clock only now and then: a check of the word is a load, a look at the clock
+            // tens of nanoseconds.
+            spins = spins.wrapping_add(1);
+            if spins % 4096 == 0 && Instant::now() > deadline {
+                return Err(failure(format!("no frame came after frame {seen}")));
+            }
+            continue;
+        }
+        let start = stream::now_ns();
+        // SAFETY: the slot of `serial`, `frame` bytes within the mapping (checked above); the
+        // writer writes the next slot meanwhile, not this one.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                base.add(RAW_SLOTS_AT + (usize::try_from(serial).unwrap_or(0) % SLOTS) * frame),
+                buffer.as_mut_slice().as_mut_ptr(),
+                frame,
+            );
+        }
+        let received = stream::now_ns();
+        latencies.push(received.saturating_sub(published.load(Ordering::Relaxed)).to_string());
+        copies.push(received.saturating_sub(start).to_string());
+        seen = serial;
+        deadline = Instant::now() + PATIENCE;
+    }
+    writeln!(out, "0 {}\n{}", latencies.join(" "), copies.join(" "))
+        .and_then(|()| out.flush())
+        .map_err(|error| failure(format!("stdout: {error}")))
+}
+
+/// The latency goal: half an `Event` round trip plus the reader's copy of a frame just
+/// written by the other process.
+fn goal(round_trip: Duration, figure: &Figures) -> Duration {
+    round_trip / 2 + figure.raw_copy.median()
 }
 
 fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
@@ -377,7 +519,11 @@ fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
         "read throughput / memcpy's",
         "latency p50",
         "p99",
-        "goal: ½ round trip + copy",
+        "raw transfer p50",
+        "p99",
+        "copy by the reader p50",
+        "goal: ½ round trip + that copy",
+        "p50 / goal",
     ]);
     for figure in figures {
         let spread = |ratios: &[f64]| {
@@ -401,7 +547,11 @@ fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
             spread(&figure.read_ratios),
             stats::duration(figure.latency.median()),
             stats::duration(figure.latency.percentile(0.99)),
-            stats::duration(round_trip / 2 + figure.memcpy_out),
+            stats::duration(figure.raw_latency.median()),
+            stats::duration(figure.raw_latency.percentile(0.99)),
+            stats::duration(figure.raw_copy.median()),
+            stats::duration(goal(round_trip, figure)),
+            stats::format_ratio(stats::ratio(figure.latency.median(), goal(round_trip, figure))),
         ]);
     }
     let about = format!(
@@ -414,8 +564,13 @@ fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
          their lowest and highest in parentheses. Latency: a reader in a second process spins \
          (never parks) while the writer publishes a frame every 0.5 ms plus 0.5 ns a byte; \
          its clock at return less the frame's publication time (CLOCK_REALTIME), up to \
-         {LATENCY_FRAMES} frames. Goal: p50 ≤ half an Event round trip (spinning, measured in \
-         this run: {}) plus one frame copy (memcpy out).",
+         {LATENCY_FRAMES} frames. Raw transfer: the floor, the same frames, slots, gaps and \
+         processes with no stream: memcpy in, clock, a counter word stored; the reader spins on \
+         the word, memcpys the slot out, reads the clock. Copy by the reader: that memcpy out \
+         alone, of a frame the other processor has just written (memcpy out, in the table's \
+         fifth column, copies a frame already in this processor's caches: 1.5 times faster at \
+         1 MiB). Goal: p50 ≤ half an Event round trip (spinning, measured in this run: {}) \
+         plus one frame copy, the copy a reader makes (p50 / goal ≤ 1).",
         stats::bytes(if settings.quick { QUICK_BATCH_BYTES } else { BATCH_BYTES }),
         settings.reps,
         stats::duration(round_trip)
