@@ -42,6 +42,11 @@ impl Samples {
         self.0.push(time);
     }
 
+    /// Records the times of `other` too.
+    pub fn extend(&mut self, other: &Samples) {
+        self.0.extend_from_slice(&other.0);
+    }
+
     /// The median (the mean of the two middle values of an even count); zero if empty.
     pub fn median(&self) -> Duration {
         let sorted = self.sorted();
