@@ -175,9 +175,12 @@ impl Event {
     /// then [`wait`](Self::wait) for a change.
     pub fn value(&self) -> u32 {
         // Relaxed, then a fence: the mapping may be read-only, where std allows only relaxed
-        // atomic loads.
+        // atomic loads. Acquire is enough: what the caller reads after this (its condition)
+        // is at least as new as the notifications counted, so a condition found false was
+        // set, if at all, by a notification still to come, which `wait` will see. (SeqCst is
+        // a full barrier on x86_64: `mfence`.)
         let value = self.repr().count.load(Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        fence(Ordering::Acquire);
         value
     }
 
@@ -190,7 +193,7 @@ impl Event {
     /// Waits at most `timeout` until the count differs from `seen`: `Some(count)`, or `None` if
     /// the time ran out.
     pub fn wait_timeout(&self, seen: u32, timeout: Duration) -> Result<Option<u32>> {
-        self.wait_until(seen, Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future)))
+        self.wait_until(seen, Some(timeout))
     }
 
     /// Adds one to the count and wakes at most one parked waiter, in any process; returns how
@@ -233,39 +236,50 @@ impl Event {
         futex::wake(&repr.count, futex::Flags::empty(), count).unwrap_or(0)
     }
 
-    fn wait_until(&self, seen: u32, deadline: Option<Instant>) -> Result<Option<u32>> {
-        match self.spin_until(seen, deadline) {
+    /// Waits for a change of the count from `seen`, at most `timeout` (none: no limit):
+    /// checks, spins, then parks. The clock is first read after a round of checks: a change
+    /// that comes within it (the common case of a busy stream or a ping-pong) costs no look at
+    /// the clock (a vDSO call).
+    fn wait_until(&self, seen: u32, timeout: Option<Duration>) -> Result<Option<u32>> {
+        let rounds = if self.spin.is_zero() { 1 } else { CHECKS_PER_CLOCK_READ };
+        if let Some(value) = self.check(seen, rounds) {
+            return Ok(Some(value));
+        }
+        let start = Instant::now();
+        let deadline = timeout.map(|timeout| start.checked_add(timeout).unwrap_or_else(far_future));
+        match self.spin_until(seen, start, deadline) {
             Some(value) => Ok(Some(value)),
             None => self.park(seen, deadline),
         }
     }
 
-    /// Spins until the count differs from `seen` or the spin budget (or the deadline) is spent.
-    fn spin_until(&self, seen: u32, deadline: Option<Instant>) -> Option<u32> {
+    /// Checks `times` times (with a pause between two) whether the count differs from `seen`:
+    /// a relaxed load (read-only mappings allow no other), and an acquire fence once it
+    /// changed.
+    fn check(&self, seen: u32, times: u32) -> Option<u32> {
         let count = &self.repr().count;
-        // Relaxed load (read-only mappings allow no other), and an acquire fence once it changed.
-        let changed = || {
+        for _ in 0..times {
             let value = count.load(Ordering::Relaxed);
-            (value != seen).then(|| {
+            if value != seen {
                 fence(Ordering::Acquire);
-                value
-            })
-        };
-        if let Some(value) = changed() {
-            return Some(value);
+                return Some(value);
+            }
+            std::hint::spin_loop();
         }
+        None
+    }
+
+    /// Spins, from `start` on, until the count differs from `seen` or the spin budget (or the
+    /// deadline) is spent.
+    fn spin_until(&self, seen: u32, start: Instant, deadline: Option<Instant>) -> Option<u32> {
         if self.spin.is_zero() {
             return None;
         }
-        let start = Instant::now();
         let stop = start.checked_add(self.spin).unwrap_or_else(far_future);
         let stop = deadline.map_or(stop, |deadline| stop.min(deadline));
         loop {
-            for _ in 0..CHECKS_PER_CLOCK_READ {
-                if let Some(value) = changed() {
-                    return Some(value);
-                }
-                std::hint::spin_loop();
+            if let Some(value) = self.check(seen, CHECKS_PER_CLOCK_READ) {
+                return Some(value);
             }
             let now = Instant::now();
             if now >= stop {
