@@ -239,7 +239,7 @@ const WAYS: [Way; 4] = [Way::Memcpy, Way::RepMovsb, Way::Avx2, Way::Safe];
 /// # Safety
 /// As `ptr::copy_nonoverlapping`: `len` readable bytes at `src`, `len` writable at `dst`, not
 /// overlapping, and no one else accessing either meanwhile.
-unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
+pub unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the caller vouches for the ranges; `rep movsb` copies `rcx` bytes from `rsi` to
     // `rdi` forwards (the direction flag is clear, as the ABI requires at every call) and
