@@ -128,9 +128,9 @@ impl ShmPeer {
     fn turn_round_trip(&self) {
         let (mutex, condvar) = self.turn.as_ref().unwrap();
         let mut guard = mutex.lock().unwrap().into_guard();
-        guard.set(1);
+        guard.set(1).unwrap();
         condvar.notify_all().unwrap();
-        while guard.get() != 0 {
+        while guard.get().unwrap() != 0 {
             let (again, result) = condvar.wait_timeout(guard, PATIENCE).unwrap();
             guard = again.into_guard();
             assert!(!result.timed_out(), "no pong");
@@ -260,14 +260,14 @@ fn pong_shm(mode: &str, name: &str) {
             ready.store(1, Ordering::Release);
             let mut guard = mutex.lock().unwrap().into_guard();
             loop {
-                while guard.get() != 1 {
+                while guard.get().unwrap() != 1 {
                     let (again, result) = condvar.wait_timeout(guard, PATIENCE).unwrap();
                     guard = again.into_guard();
                     if result.timed_out() {
                         return;
                     }
                 }
-                guard.set(0);
+                guard.set(0).unwrap();
                 condvar.notify_all().unwrap();
             }
         }

@@ -532,9 +532,9 @@ impl Drop for ShmPeer {
 /// Gives the turn to the child (1) and waits until it gives it back (0).
 fn turn_round_trip(mutex: &Mutex<u32>, condvar: &Condvar) -> Outcome {
     let mut guard = mutex.lock()?.into_guard();
-    guard.set(1);
+    guard.set(1)?;
     condvar.notify_all()?;
-    while guard.get() != 0 {
+    while guard.get()? != 0 {
         let (again, result) = condvar.wait_timeout(guard, PATIENCE)?;
         guard = again.into_guard();
         if result.timed_out() {
@@ -682,14 +682,14 @@ fn pong_shm(mode: Mode, shm: &Arc<SharedMemory>) -> Outcome {
             ready.store(1, Ordering::Release);
             let mut guard = mutex.lock()?.into_guard();
             loop {
-                while guard.get() != 1 {
+                while guard.get()? != 1 {
                     let (again, result) = condvar.wait_timeout(guard, PATIENCE)?;
                     guard = again.into_guard();
                     if result.timed_out() {
                         return Ok(());
                     }
                 }
-                guard.set(0);
+                guard.set(0)?;
                 condvar.notify_all()?;
             }
         }

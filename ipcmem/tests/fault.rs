@@ -320,3 +320,38 @@ fn a_copy_into_a_protected_mapping_is_a_segv_error() {
     let mut back = [0; 200];
     shm.read_at(4000, &mut back).unwrap();
 }
+
+/// A lock's guard copies its data with the same copy: with the lock's words on the object's
+/// first page and its data on the second, a child shrinks the object to one page under a held
+/// lock; `get`, `set` and `update` are `Error::Shrunk`, and the lock is released as usual.
+#[test]
+fn lock_guards_past_a_shrunk_end_are_errors_never_signals() {
+    use std::sync::Arc;
+
+    use ipcmem::sync::{LockResult, Mutex, RwLock};
+
+    let mut guard = Guard::new();
+    let name = common::unique_name("shrink-lock");
+    guard.track(name.as_str());
+    let page = 4096;
+    let shm = Arc::new(SharedMemory::options().volatile(true).create(name.as_str(), 2 * page).unwrap());
+    // The lock's data (32 bytes) ends its representation: placed so, it starts on the second
+    // page, and the lock's words lie on the first. The mutex lies wholly on the first.
+    let lock = RwLock::init_at(&shm, page - (RwLock::<[u64; 4]>::SIZE - 32), [7_u64; 4]).unwrap();
+    // SAFETY: nothing writes the mutex's bytes but its handles.
+    let mutex = unsafe { Mutex::init_at(&shm, 0, [7_u64; 4]).unwrap() };
+    let mut written = lock.write().unwrap();
+    let LockResult::Acquired(mut held) = mutex.lock().unwrap() else { panic!("a new mutex has no dead owner") };
+    assert_eq!((written.get().unwrap(), held.get().unwrap()), ([7; 4], [7; 4]));
+    let child = common::child("shrink", &[&name, &page.to_string(), "0"]).spawn().unwrap();
+    assert_eq!(common::wait_child(child).report(), format!("shrunk to {page}"));
+    assert_shrunk(&written.get().unwrap_err(), &name, page as u64);
+    assert_shrunk(&written.set([1; 4]).unwrap_err(), &name, page as u64);
+    assert_shrunk(&written.update(|data| data[0] = 2).unwrap_err(), &name, page as u64);
+    drop(written);
+    // The mutex's data is on the first page, which is still there.
+    held.update(|data| data[0] = 8).unwrap();
+    assert_eq!(held.get().unwrap(), [8, 7, 7, 7]);
+    drop(held);
+    assert_shrunk(&lock.read().unwrap().get().unwrap_err(), &name, page as u64);
+}

@@ -151,7 +151,7 @@ fn mutex_hold(shm: &str) -> i32 {
     let shm = open_shared(shm);
     let mutex = attach_mutex::<Pair>(&shm, 0).expect("attach the mutex");
     let mut guard = mutex.lock().expect("lock").into_guard();
-    guard.update(|pair| pair[0] = 1); // the second word would follow: the owner dies first
+    guard.update(|pair| pair[0] = 1).unwrap(); // the second word would follow: the owner dies first
     mark(&shm).store(1, Ordering::Release);
     std::thread::sleep(common::CHILD_TIMEOUT);
     3
@@ -189,13 +189,16 @@ fn contend(shm: &str, rounds: u64) -> i32 {
                 std::thread::yield_now();
             }
         };
-        lock.write().unwrap().update(|pair| {
-            pair[0] += 1;
-            linger();
-            pair[1] += 1;
-        });
+        lock.write()
+            .unwrap()
+            .update(|pair| {
+                pair[0] += 1;
+                linger();
+                pair[1] += 1;
+            })
+            .unwrap();
         let reading = lock.read().unwrap();
-        let pair = reading.get();
+        let pair = reading.get().unwrap();
         linger();
         drop(reading);
         torn += u32::from(pair[0] != pair[1]);
@@ -214,7 +217,7 @@ fn contend(shm: &str, rounds: u64) -> i32 {
 fn rwlock_try(shm: &str) -> i32 {
     let shm = open_shared(shm);
     let lock = RwLock::<u64>::attach_at(&shm, 0).expect("attach the lock");
-    let read = lock.try_read().unwrap().map(|guard| guard.get());
+    let read = lock.try_read().unwrap().map(|guard| guard.get().unwrap());
     let write = lock.write_timeout(Duration::from_millis(50)).unwrap().is_some();
     report(format!("{read:?} {write}"));
     0
@@ -226,13 +229,13 @@ fn cond_wait(shm: &str, offset: usize) -> i32 {
     let mutex = attach_mutex::<[u32; 3]>(&shm, 0).expect("attach the mutex");
     let condvar = Condvar::attach_at(&shm, offset).expect("attach the condition variable");
     let mut guard = mutex.lock().unwrap().into_guard();
-    guard.update(|words| words[0] += 1);
+    guard.update(|words| words[0] += 1).unwrap();
     let deadline = Instant::now() + PATIENCE;
-    while guard.get()[1] == 0 {
+    while guard.get().unwrap()[1] == 0 {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else { return 3 };
         guard = condvar.wait_timeout(guard, left).unwrap().0.into_guard();
     }
-    guard.update(|words| words[2] += 1);
+    guard.update(|words| words[2] += 1).unwrap();
     0
 }
 
@@ -488,13 +491,13 @@ fn robust_mutex_reports_a_killed_owner_and_recovers() {
         panic!("the lock of a dead owner must say so");
     };
     assert!(!held.is_consistent());
-    assert_eq!(held.get(), [1, 0], "the data is as the dead owner left it, flagged by OwnerDied");
-    held.set([1, 1]); // repair
+    assert_eq!(held.get().unwrap(), [1, 0], "the data is as the dead owner left it, flagged by OwnerDied");
+    held.set([1, 1]).unwrap(); // repair
     held.make_consistent().unwrap();
     drop(held);
     let again = attached.lock().unwrap();
     assert!(!again.owner_died());
-    assert_eq!(again.into_guard().get(), [1, 1]);
+    assert_eq!(again.into_guard().get().unwrap(), [1, 1]);
 }
 
 #[test]
@@ -520,7 +523,7 @@ fn mutex_locked_twice_by_one_thread_is_an_error_not_a_deadlock() {
     let held = mutex.lock().unwrap().into_guard();
     let error = mutex.lock().unwrap_err();
     assert!(error.to_string().contains("holds the lock already"), "{error}");
-    assert_eq!(held.get(), 7);
+    assert_eq!(held.get().unwrap(), 7);
 }
 
 #[test]
@@ -546,7 +549,7 @@ fn a_forgotten_guard_keeps_the_memory_mapped() {
     drop(first);
     assert_eq!(Arc::strong_count(&shm), before, "the mutex must leak its mapping, not give it back");
     // Locking another robust mutex walks this thread's robust list, which still names the first.
-    assert_eq!(second.lock().unwrap().into_guard().get(), 0);
+    assert_eq!(second.lock().unwrap().into_guard().get().unwrap(), 0);
 }
 
 // ---- read-write lock ----
@@ -561,8 +564,8 @@ fn rwlock_readers_share_writers_exclude_across_processes() {
     assert!(child.status.success(), "{child:?}");
     assert_eq!(child.report(), "Some(42) false", "a reader may join, a writer must wait");
     drop(read);
-    lock.write().unwrap().set(43);
-    assert_eq!(lock.read().unwrap().get(), 43);
+    lock.write().unwrap().set(43).unwrap();
+    assert_eq!(lock.read().unwrap().get().unwrap(), 43);
 }
 
 /// ipcmem's own read-write lock and semaphore keep their promises under contention: 4 processes
@@ -583,7 +586,7 @@ fn own_locks_and_semaphores_exclude_under_contention_across_processes() {
         assert!(run.status.success(), "{run:?}");
         assert_eq!(run.report(), "torn 0", "{run:?}");
     }
-    assert_eq!(lock.read().unwrap().get(), [PROCESSES * ROUNDS; 2], "no update of the pair lost");
+    assert_eq!(lock.read().unwrap().get().unwrap(), [PROCESSES * ROUNDS; 2], "no update of the pair lost");
     assert_eq!(shm.load_u64(CONTEND_COUNTER, Ordering::SeqCst).unwrap(), PROCESSES * ROUNDS, "no count lost");
 }
 
@@ -616,20 +619,20 @@ fn condvar_notify_all_wakes_every_waiting_process() {
     let children: Vec<Child> = (0..WAITERS).map(|_| spawn("cond-wait", &[&name, "512"])).collect();
     // A waiter counts itself in under the lock and releases it only by waiting: once the count
     // is full, every child is inside its wait.
-    let all_waiting = wait_until(PATIENCE, || mutex.lock().unwrap().into_guard().get()[0] == WAITERS);
+    let all_waiting = wait_until(PATIENCE, || mutex.lock().unwrap().into_guard().get().unwrap()[0] == WAITERS);
     if !all_waiting {
         for mut child in children {
             let _ = child.kill();
         }
         panic!("the waiters never all started waiting");
     }
-    mutex.lock().unwrap().into_guard().update(|words| words[1] = 1);
+    mutex.lock().unwrap().into_guard().update(|words| words[1] = 1).unwrap();
     condvar.notify_all().unwrap();
     for child in children {
         let run = wait_child(child);
         assert!(run.status.success(), "a waiter was not woken: {run:?}");
     }
-    assert_eq!(mutex.lock().unwrap().into_guard().get(), [WAITERS, 1, WAITERS]);
+    assert_eq!(mutex.lock().unwrap().into_guard().get().unwrap(), [WAITERS, 1, WAITERS]);
 }
 
 #[test]

@@ -43,7 +43,7 @@ struct Repr {
 ///
 /// // A waiter (in real use, another process) waits until `ready` is set, at most 10 ms here.
 /// let mut guard = ready.lock()?.into_guard();
-/// while guard.get() == 0 {
+/// while guard.get()? == 0 {
 ///     let (again, result) = changed.wait_timeout(guard, Duration::from_millis(10))?;
 ///     guard = again.into_guard();
 ///     if result.timed_out() {
@@ -53,7 +53,7 @@ struct Repr {
 /// drop(guard);
 ///
 /// // The notifier: change the data under the lock, then wake every waiter.
-/// ready.lock()?.into_guard().set(1);
+/// ready.lock()?.into_guard().set(1)?;
 /// changed.notify_all()?;
 /// # Ok::<(), ipcmem::Error>(())
 /// ```

@@ -21,9 +21,10 @@
 //! ([`MutexGuard::get`], [`MutexGuard::set`], [`MutexGuard::update`]) made with the copy of
 //! `SharedMemory::read_at`/`write_at`, never `&T` or `&mut T`: a process that writes the bytes
 //! without the lock (or `SharedMemory::write_at` in this one) gives torn values, not undefined
-//! behaviour. These guard methods return no error: should another process shrink the object
-//! under a held lock, `get` gives zeros past the fault and `set` may store part (on `x86_64`
-//! and `aarch64`; the lock calls of glibc on the same object are not fault-safe).
+//! behaviour. Should another process shrink the object under a held lock, these methods
+//! return the error of the fault, which names the object ([`Error::Shrunk`]); `set` may have
+//! stored part of the value (on `x86_64` and `aarch64`; elsewhere the copy is not fault-safe,
+//! and the lock calls of glibc on the same object are not fault-safe anywhere).
 //!
 //! # Trust, and garbage
 //!
@@ -191,6 +192,30 @@ impl Place {
 
     pub(crate) fn offset(&self) -> usize {
         self.offset
+    }
+
+    /// A copy of the `T` at `data`; a fault of the mapping (the object shrunk under the lock)
+    /// is an error that names the object and the cause.
+    ///
+    /// # Safety
+    /// `data` lies within this place's mapping, which the place keeps.
+    pub(crate) unsafe fn load<T: bytemuck::Pod>(&self, data: *const T) -> Result<T> {
+        let mut value = T::zeroed();
+        // SAFETY: the caller's promise; the copy is sound against concurrent access (see
+        // `access`), and any bytes make a valid `T` (`Pod`).
+        let loaded = unsafe { crate::access::load(data.cast(), bytemuck::bytes_of_mut(&mut value)) };
+        loaded.map(|()| value).map_err(|fault| self.shm.fault_error(fault, self.offset, size_of::<T>()))
+    }
+
+    /// Stores `value` at `data`; a fault (the object shrunk under the lock, the data perhaps
+    /// partly written) is an error that names the object and the cause.
+    ///
+    /// # Safety
+    /// `data` lies within this place's mapping, writable, which the place keeps.
+    pub(crate) unsafe fn store<T: bytemuck::Pod>(&self, data: *mut T, value: T) -> Result<()> {
+        // SAFETY: the caller's promise; the copy is sound against concurrent access.
+        let stored = unsafe { crate::access::store(data.cast(), bytemuck::bytes_of(&value)) };
+        stored.map_err(|fault| self.shm.fault_error(fault, self.offset, size_of::<T>()))
     }
 
     /// The object as errors name it: `"/name at offset 64"`.

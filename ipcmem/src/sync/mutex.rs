@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use super::{monotonic_deadline, pthread_error, Kind, Place};
-use crate::access;
 use crate::error::{Error, Result};
 use crate::shm::{Outcome, SharedMemory};
 
@@ -48,14 +47,15 @@ struct Repr<T> {
 /// let same = unsafe { Mutex::<u64>::attach_at(&shm, 0)? };
 ///
 /// match same.lock()? {
-///     LockResult::Acquired(mut guard) => guard.update(|n| *n += 1),
+///     LockResult::Acquired(mut guard) => guard.update(|n| *n += 1)?,
 ///     LockResult::OwnerDied(mut guard) => {
 ///         // The previous owner died holding the lock: check (here: reset) the data.
-///         guard.set(0);
+///         guard.set(0)?;
 ///         guard.make_consistent()?;
 ///     }
 /// }
-/// assert_eq!(counter.lock()?.into_guard().get(), 1);
+/// // The guard's copies fail only if another process shrinks the object under the lock.
+/// assert_eq!(counter.lock()?.into_guard().get()?, 1);
 /// # Ok::<(), ipcmem::Error>(())
 /// ```
 pub struct Mutex<T: Pod> {
@@ -337,10 +337,8 @@ fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
     if code != 0 {
         return Err(pthread_error(place.object(), "pthread_mutex_init", code));
     }
-    // SAFETY: the data lies within the mapping (`Repr<T>` checked by `Place::new`); the store
-    // is sound against concurrent access (see `access`).
-    let stored = unsafe { access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value)) };
-    stored.map_err(|fault| place.shm().fault_error(fault, place.offset(), size_of::<Repr<T>>()))
+    // SAFETY: the data lies within the writable mapping (`Repr<T>` checked by `Place::new`).
+    unsafe { place.store(&raw mut (*repr).data, value) }
 }
 
 /// Holds a [`Mutex`] until dropped; reads and writes its data by copy.
@@ -354,31 +352,26 @@ pub struct MutexGuard<'a, T: Pod> {
 }
 
 impl<'a, T: Pod> MutexGuard<'a, T> {
-    /// A copy of the data.
-    pub fn get(&self) -> T {
-        let mut value = T::zeroed();
-        // SAFETY: the data lies within the mapping, kept by the mutex that this guard borrows;
-        // the load is sound against concurrent access (see `access`), and any bytes make a
-        // valid `T` (`Pod`). A fault (the object shrunk under the lock) leaves `value` zero past the fault:
-        // this method has no error to return.
-        let _ = unsafe { access::load(self.mutex.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
-        value
+    /// A copy of the data. Fails only if the object was shrunk under the lock (a fault of the
+    /// mapping, caught: see [`SharedMemory::read_at`]).
+    pub fn get(&self) -> Result<T> {
+        // SAFETY: the data lies within the mapping, kept by the mutex that this guard borrows.
+        unsafe { self.mutex.place.load(self.mutex.data()) }
     }
 
-    /// Replaces the data with `value`.
-    pub fn set(&mut self, value: T) {
-        // SAFETY: as in `get`, with a store to writable memory (checked by `Place::new`). A
-        // fault (the object shrunk under the lock) may leave the data partly written: this
-        // method has no error to return.
-        let _ = unsafe { access::store(self.mutex.data().cast(), bytemuck::bytes_of(&value)) };
+    /// Replaces the data with `value`. Fails only if the object was shrunk under the lock (the
+    /// data may then be partly written).
+    pub fn set(&mut self, value: T) -> Result<()> {
+        // SAFETY: as in `get`; the mapping is writable (checked by `Place::new`).
+        unsafe { self.mutex.place.store(self.mutex.data(), value) }
     }
 
     /// Copies the data out, lets `f` change the copy, and stores it back; returns what `f` does.
-    pub fn update<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut value = self.get();
+    pub fn update<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
+        let mut value = self.get()?;
         let result = f(&mut value);
-        self.set(value);
-        result
+        self.set(value)?;
+        Ok(result)
     }
 
     /// The address of the data in this process, for `unsafe` code that wants to access it in
@@ -449,7 +442,7 @@ impl<T: Pod> Drop for MutexGuard<'_, T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MutexGuard").field("data", &self.get()).field("consistent", &self.consistent).finish()
+        f.debug_struct("MutexGuard").field("data", &self.get().ok()).field("consistent", &self.consistent).finish()
     }
 }
 

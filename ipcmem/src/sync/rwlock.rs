@@ -10,7 +10,6 @@ use bytemuck::Pod;
 
 use super::futex::{self, Woken};
 use super::{Kind, Place};
-use crate::access;
 use crate::error::{Error, Result};
 use crate::shm::{Outcome, SharedMemory};
 
@@ -71,11 +70,11 @@ enum Patience {
 /// let shm = Arc::new(SharedMemory::create(name.as_str(), 4096)?);
 /// let config = RwLock::init_at(&shm, 0, [0_u32; 4])?;
 ///
-/// config.write()?.set([1, 2, 3, 4]);
+/// config.write()?.set([1, 2, 3, 4])?;
 /// let reader = RwLock::<[u32; 4]>::attach_at(&shm, 0)?; // as another process would
 /// let first = reader.read()?;
 /// let second = reader.read_timeout(Duration::from_secs(1))?.expect("readers share the lock");
-/// assert_eq!(first.get(), second.get());
+/// assert_eq!(first.get()?, second.get()?);
 /// assert!(config.try_write()?.is_none()); // readers hold it
 /// # Ok::<(), ipcmem::Error>(())
 /// ```
@@ -100,10 +99,7 @@ impl<T: Pod> RwLock<T> {
     /// Makes a new lock holding `value` at `offset` of `shm`; fails if something is there.
     pub fn init_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<RwLock<T>> {
         let place = place::<T>(shm, offset)?;
-        place.initialise(Kind::RwLock, size_of::<T>(), || {
-            init_raw(&place, value);
-            Ok(())
-        })?;
+        place.initialise(Kind::RwLock, size_of::<T>(), || init_raw(&place, value))?;
         Ok(RwLock { place, _data: PhantomData })
     }
 
@@ -117,10 +113,7 @@ impl<T: Pod> RwLock<T> {
     /// Makes the lock if the place is unused, else attaches to the one there; says which.
     pub fn init_or_attach_at(shm: &Arc<SharedMemory>, offset: usize, value: T) -> Result<(RwLock<T>, Outcome)> {
         let place = place::<T>(shm, offset)?;
-        let outcome = place.initialise_or_attach(Kind::RwLock, size_of::<T>(), || {
-            init_raw(&place, value);
-            Ok(())
-        })?;
+        let outcome = place.initialise_or_attach(Kind::RwLock, size_of::<T>(), || init_raw(&place, value))?;
         Ok((RwLock { place, _data: PhantomData }, outcome))
     }
 
@@ -275,13 +268,9 @@ impl<T: Pod> RwLock<T> {
         unsafe { &raw mut (*self.place.ptr::<Repr<T>>()).data }
     }
 
-    fn load(&self) -> T {
-        let mut value = T::zeroed();
-        // SAFETY: the data lies within the mapping, kept by the place; the load is sound
-        // against concurrent access (see `access`), and any bytes make a valid `T` (`Pod`). A
-        // fault (the object shrunk under the lock) leaves `value` zero past the fault: this method has no error.
-        let _ = unsafe { access::load(self.data().cast_const().cast(), bytemuck::bytes_of_mut(&mut value)) };
-        value
+    fn load(&self) -> Result<T> {
+        // SAFETY: the data lies within the mapping, kept by the place.
+        unsafe { self.place.load(self.data()) }
     }
 }
 
@@ -291,17 +280,15 @@ impl<T: Pod> fmt::Debug for RwLock<T> {
     }
 }
 
-/// Initialises the lock (free) and stores `value`.
-fn init_raw<T: Pod>(place: &Place, value: T) {
+/// Initialises the lock (free) and stores `value`; fails if the object was shrunk meanwhile.
+fn init_raw<T: Pod>(place: &Place, value: T) -> Result<()> {
     let repr = place.ptr::<Repr<T>>();
     // SAFETY: `repr` points to a `Repr<T>` within the writable mapping (checked by
-    // `Place::new`); the stores are atomic.
+    // `Place::new`); the stores are atomic, the data's a copy that catches faults.
     unsafe {
         (*repr).raw.state.store(0, Ordering::Relaxed);
         (*repr).raw.writer.store(0, Ordering::Relaxed);
-        // A fault (the object shrunk under the new lock) may leave the data partly written:
-        // the lock's creation has no error to return for it.
-        let _ = access::store((&raw mut (*repr).data).cast(), bytemuck::bytes_of(&value));
+        place.store(&raw mut (*repr).data, value)
     }
 }
 
@@ -324,8 +311,9 @@ pub struct RwLockReadGuard<'a, T: Pod> {
 }
 
 impl<T: Pod> RwLockReadGuard<'_, T> {
-    /// A copy of the data.
-    pub fn get(&self) -> T {
+    /// A copy of the data. Fails only if the object was shrunk under the lock (a fault of the
+    /// mapping, caught: see [`SharedMemory::read_at`]).
+    pub fn get(&self) -> Result<T> {
         self.lock.load()
     }
 
@@ -343,7 +331,7 @@ impl<T: Pod> Drop for RwLockReadGuard<'_, T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLockReadGuard").field("data", &self.get()).finish()
+        f.debug_struct("RwLockReadGuard").field("data", &self.get().ok()).finish()
     }
 }
 
@@ -355,25 +343,25 @@ pub struct RwLockWriteGuard<'a, T: Pod> {
 }
 
 impl<T: Pod> RwLockWriteGuard<'_, T> {
-    /// A copy of the data.
-    pub fn get(&self) -> T {
+    /// A copy of the data. Fails only if the object was shrunk under the lock.
+    pub fn get(&self) -> Result<T> {
         self.lock.load()
     }
 
-    /// Replaces the data with `value`.
-    pub fn set(&mut self, value: T) {
+    /// Replaces the data with `value`. Fails only if the object was shrunk under the lock (the
+    /// data may then be partly written).
+    pub fn set(&mut self, value: T) -> Result<()> {
         // SAFETY: the data lies within the writable mapping, kept by the lock this guard
-        // borrows; the store is sound against concurrent access. A fault (the object shrunk
-        // under the lock) may leave the data partly written: this method has no error to return.
-        let _ = unsafe { access::store(self.lock.data().cast(), bytemuck::bytes_of(&value)) };
+        // borrows.
+        unsafe { self.lock.place.store(self.lock.data(), value) }
     }
 
     /// Copies the data out, lets `f` change the copy, and stores it back; returns what `f` does.
-    pub fn update<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut value = self.get();
+    pub fn update<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> Result<R> {
+        let mut value = self.get()?;
         let result = f(&mut value);
-        self.set(value);
-        result
+        self.set(value)?;
+        Ok(result)
     }
 
     /// The address of the data in this process, for `unsafe` code that accesses it in place.
@@ -390,7 +378,7 @@ impl<T: Pod> Drop for RwLockWriteGuard<'_, T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLockWriteGuard").field("data", &self.get()).finish()
+        f.debug_struct("RwLockWriteGuard").field("data", &self.get().ok()).finish()
     }
 }
 
