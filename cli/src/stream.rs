@@ -465,6 +465,10 @@ fn watch_frames(
             {
                 break info;
             }
+            // No frame in this slice: what was printed goes out now, not with the next frame
+            // (a quiet stream would hold its last lines back from a pipe).
+            out.flush().map_err(io_error)?;
+            last_flush = Instant::now();
             if stop.wait_timeout(Duration::ZERO).map_err(|error| Failure::about("signals", error))?.is_some() {
                 return Ok(());
             }

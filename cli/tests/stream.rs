@@ -183,3 +183,36 @@ fn bad_stream_arguments_are_usage_errors() {
         assert!(!text(&output.stderr).contains("panicked"));
     }
 }
+
+/// `watch` writes each frame's line out while it waits for the next one, not when the next
+/// one comes: a pipe reader (here, this test) gets the lines of a stream that went quiet.
+#[test]
+fn watch_lines_go_out_while_the_stream_is_quiet() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    let mut guard = Guard::new();
+    let name = guard.track(unique_name("stream-quiet").as_str());
+    let mut writer = RawWriter::create(name.as_str(), ElementType::U8, &[64], 4).unwrap();
+    let mut watch = spawn(&["stream", "watch", &name, "--json", "--count", "10", "--timeout", "20"]);
+    let stdout = watch.stdout.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    let reading = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = lines.send(line.unwrap());
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300)); // `watch` is waiting for frames now
+    for _ in 0..3 {
+        writer.publish(&[7; 64]).unwrap();
+    }
+    // Three lines, long before `watch` ends (at its count or its timeout): it is still waiting.
+    for serial in 1..=3 {
+        let line = received.recv_timeout(Duration::from_secs(5)).expect("a line while the stream is quiet");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap()["serial"].as_u64(), Some(serial));
+    }
+    assert!(watch.try_wait().unwrap().is_none(), "watch is still waiting for its 10 frames");
+    drop(writer); // the writer closes: watch ends (the writer is gone)
+    let _ = finish(watch);
+    reading.join().unwrap();
+}
