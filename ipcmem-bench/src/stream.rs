@@ -592,10 +592,11 @@ fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
          its clock at return less the frame's publication time (CLOCK_REALTIME), up to \
          {LATENCY_FRAMES} frames. Raw transfer: the floor, the same frames, slots, gaps and \
          processes with no stream: memcpy in, clock, a counter word stored; the reader spins on \
-         the word, memcpys the slot out, reads the clock. Copy by the reader: that memcpy out \
-         alone, of a frame the other processor has just written (memcpy out, in the table's \
-         fifth column, copies a frame already in this processor's caches: 1.5 times faster at \
-         1 MiB). Goal: p50 ≤ half an Event round trip (spinning, measured in this run: {}) \
+         the word, copies the slot out (memcpy and rep movsb in turns, the faster kept), reads \
+         the clock. Copy by the reader: that copy alone, of a frame the other processor has \
+         just written (memcpy out, in the table's fifth column, copies a frame already in this \
+         processor's caches, which is faster). Latency and floor take turns in \
+         {LATENCY_ROUNDS} rounds; p50 / goal is per round, median and spread. Goal: p50 ≤ half an Event round trip (spinning, measured in this run: {}) \
          plus one frame copy, the copy a reader makes (p50 / goal ≤ 1).",
         stats::bytes(if settings.quick { QUICK_BATCH_BYTES } else { BATCH_BYTES }),
         settings.reps,
