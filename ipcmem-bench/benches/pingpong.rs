@@ -1,6 +1,7 @@
 //! Round trip between two processes: ping from this one, pong from a child (this bench binary
 //! run again), through each way ipcmem offers and the kernel's own for comparison:
-//! a raw busy-wait on shared words, `Event` (default spin budget, and none), anonymous
+//! a raw busy-wait on shared words (with a `pause` at each check, and without: the floor is the
+//! faster; the ping is a plain store), `Event` (default spin budget, and none), anonymous
 //! semaphores, a robust mutex with a condition variable, a pipe and a Unix socket.
 //!
 //! `cargo bench -p ipcmem-bench --bench pingpong`; the medians are in
@@ -50,7 +51,7 @@ criterion_group! {
 
 fn pingpong(c: &mut Criterion) {
     let mut group = c.benchmark_group("pingpong");
-    for mode in ["busy-wait", "event-spin", "event-park", "semaphore", "mutex-condvar"] {
+    for mode in ["busy-wait", "busy-wait-no-pause", "event-spin", "event-park", "semaphore", "mutex-condvar"] {
         let peer = ShmPeer::start(mode);
         group.bench_function(mode, |b| b.iter_custom(|iters| peer.round_trips(iters)));
     }
@@ -98,10 +99,12 @@ impl ShmPeer {
     }
 
     fn round_trips(&self, iters: u64) -> Duration {
+        if let Some(pause) = busy_pause(self.mode) {
+            return self.busy_round_trips(iters, pause);
+        }
         let start = Instant::now();
         for _ in 0..iters {
             match self.mode {
-                "busy-wait" => self.busy_round_trip(),
                 "semaphore" => {
                     self.ping_sem.as_ref().unwrap().post().unwrap();
                     assert!(self.pong_sem.as_ref().unwrap().wait_timeout(PATIENCE).unwrap(), "no pong");
@@ -117,11 +120,19 @@ impl ShmPeer {
         start.elapsed()
     }
 
-    fn busy_round_trip(&self) {
+    /// The floor: the ping is a plain store of the next number (this process alone writes the
+    /// word), the pong its echo; the words are taken once, outside the timed loop.
+    fn busy_round_trips(&self, iters: u64, pause: bool) -> Duration {
         let ping = &self.shm.atomic_u32s(PING, 1).unwrap()[0];
         let pong = &self.shm.atomic_u32s(PONG, 1).unwrap()[0];
-        let sent = ping.fetch_add(1, Ordering::Release).wrapping_add(1);
-        spin_until(|| pong.load(Ordering::Acquire) == sent);
+        let mut sent = ping.load(Ordering::Relaxed);
+        let start = Instant::now();
+        for _ in 0..iters {
+            sent = sent.wrapping_add(1);
+            ping.store(sent, Ordering::Release);
+            spin_until(pause, || pong.load(Ordering::Acquire) == sent);
+        }
+        start.elapsed()
     }
 
     /// Turn 1: the child's; turn 0: ours. Give the turn, wait for it back.
@@ -193,12 +204,23 @@ fn child(mode: &str) -> Command {
     command
 }
 
-/// Spins until `done`, failing after `PATIENCE`.
-fn spin_until(mut done: impl FnMut() -> bool) {
+/// Whether a busy-wait `mode` pauses at each check; `None` for the other modes.
+fn busy_pause(mode: &str) -> Option<bool> {
+    match mode {
+        "busy-wait" => Some(true),
+        "busy-wait-no-pause" => Some(false),
+        _ => None,
+    }
+}
+
+/// Spins until `done` (with a `pause` at each check if `pause`), failing after `PATIENCE`.
+fn spin_until(pause: bool, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     let mut spins = 0_u32;
     while !done() {
-        std::hint::spin_loop();
+        if pause {
+            std::hint::spin_loop();
+        }
         spins = spins.wrapping_add(1);
         if spins.is_multiple_of(65_536) {
             assert!(start.elapsed() < PATIENCE, "no answer from the other process");
@@ -235,13 +257,14 @@ fn pong_shm(mode: &str, name: &str) {
     let shm = Arc::new(SharedMemory::open(name).expect("open the shared memory"));
     let ready: &AtomicU32 = &shm.atomic_u32s(READY, 1).unwrap()[0];
     match mode {
-        "busy-wait" => {
+        "busy-wait" | "busy-wait-no-pause" => {
+            let pause = busy_pause(mode) == Some(true);
             let ping = &shm.atomic_u32s(PING, 1).unwrap()[0];
             let pong = &shm.atomic_u32s(PONG, 1).unwrap()[0];
             ready.store(1, Ordering::Release);
             let mut seen = ping.load(Ordering::Acquire);
             loop {
-                spin_until(|| ping.load(Ordering::Acquire) != seen);
+                spin_until(pause, || ping.load(Ordering::Acquire) != seen);
                 seen = ping.load(Ordering::Acquire);
                 pong.store(seen, Ordering::Release);
             }
