@@ -1,8 +1,8 @@
 //! The fixed cost of a 64-byte copy: `write_at`/`read_at` (the fault-safe routine of issue 9)
 //! against glibc's `memcpy` and against the byte-wise atomic loop that the library used before
 //! (kept here, as it was, for this comparison only). Same process, same buffers (a prefaulted
-//! object and a private page), the variants taking turns; the median of 15 batches of 4 million
-//! copies each.
+//! object and a private buffer), each variant in a loop of its own, the variants taking turns;
+//! the median of 15 batches of 4 million copies each.
 //!
 //! ```sh
 //! cargo run --release -p ipcmem-bench --example fixed_cost
@@ -25,16 +25,39 @@ fn main() -> ipcmem::Result<()> {
     let mut private = vec![0_u8; 4096];
     let names = ["memcpy in", "write_at", "old loop in", "memcpy out", "read_at", "old loop out"];
     let mut batches: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let (private, shared) = (private.as_mut_ptr(), shm.as_mut_ptr());
+    // SAFETY (of each `unsafe` below): `private` is `len` bytes of this program's buffer,
+    // `shared` the first `len` of the object, which this program alone uses; they do not
+    // overlap.
     for _ in 0..BATCHES {
-        for (variant, times) in batches.iter_mut().enumerate() {
-            let start = Instant::now();
-            for _ in 0..COPIES {
-                let (private, shared, len) = opaque(private.as_mut_ptr(), shm.as_mut_ptr(), LEN);
-                copy(variant, &shm, private, shared, len)?;
-            }
-            #[allow(clippy::cast_precision_loss)] // nanoseconds of a batch: far below 2^52
-            times.push(start.elapsed().as_nanos() as f64 / COPIES as f64);
-        }
+        batches[0].push(per_copy(private, shared, |p, s, len| {
+            // SAFETY: see above.
+            unsafe { std::ptr::copy_nonoverlapping(p, s, len) };
+            Ok(())
+        })?);
+        // SAFETY: see above.
+        batches[1].push(per_copy(private, shared, |p, _, len| {
+            shm.write_at(0, unsafe { std::slice::from_raw_parts(p, len) })
+        })?);
+        batches[2].push(per_copy(private, shared, |p, s, len| {
+            // SAFETY: see above.
+            unsafe { old_loop::store(s, std::slice::from_raw_parts(p, len)) };
+            Ok(())
+        })?);
+        batches[3].push(per_copy(private, shared, |p, s, len| {
+            // SAFETY: see above.
+            unsafe { std::ptr::copy_nonoverlapping(s, p, len) };
+            Ok(())
+        })?);
+        // SAFETY: see above.
+        batches[4].push(per_copy(private, shared, |p, _, len| {
+            shm.read_at(0, unsafe { std::slice::from_raw_parts_mut(p, len) })
+        })?);
+        batches[5].push(per_copy(private, shared, |p, s, len| {
+            // SAFETY: see above.
+            unsafe { old_loop::load(s, std::slice::from_raw_parts_mut(p, len)) };
+            Ok(())
+        })?);
     }
     for (name, mut times) in names.iter().zip(batches) {
         times.sort_by(f64::total_cmp);
@@ -48,21 +71,20 @@ fn main() -> ipcmem::Result<()> {
     Ok(())
 }
 
-/// One copy of `len` bytes between the private buffer and the object, by `variant`.
-fn copy(variant: usize, shm: &SharedMemory, private: *mut u8, shared: *mut u8, len: usize) -> ipcmem::Result<()> {
-    // SAFETY: `private` is `len` bytes of this program's buffer, `shared` the first `len` of the
-    // object, which this program alone uses; the two do not overlap.
-    unsafe {
-        match variant {
-            0 => std::ptr::copy_nonoverlapping(private, shared, len),
-            1 => shm.write_at(0, std::slice::from_raw_parts(private, len))?,
-            2 => old_loop::store(shared, std::slice::from_raw_parts(private, len)),
-            3 => std::ptr::copy_nonoverlapping(shared, private, len),
-            4 => shm.read_at(0, std::slice::from_raw_parts_mut(private, len))?,
-            _ => old_loop::load(shared, std::slice::from_raw_parts_mut(private, len)),
-        }
+/// The time of one copy, in nanoseconds: `copy` (private buffer, object, length) done
+/// [`COPIES`] times in a loop of its own (no dispatch between variants inside it).
+fn per_copy(
+    private: *mut u8,
+    shared: *mut u8,
+    mut copy: impl FnMut(*mut u8, *mut u8, usize) -> ipcmem::Result<()>,
+) -> ipcmem::Result<f64> {
+    let start = Instant::now();
+    for _ in 0..COPIES {
+        let (private, shared, len) = opaque(private, shared, LEN);
+        copy(private, shared, len)?;
     }
-    Ok(())
+    #[allow(clippy::cast_precision_loss)] // nanoseconds of a batch: far below 2^52
+    Ok(start.elapsed().as_nanos() as f64 / COPIES as f64)
 }
 
 /// The same values, unknown to the compiler (an empty `asm!`): no copy is hoisted or merged,

@@ -104,47 +104,44 @@ impl Buffers {
         Ok(Buffers { shm, private })
     }
 
-    /// Copies `len` bytes `times` times, in `way`: one loop per way and direction, so that no
-    /// variant pays for a dispatch inside its loop (an indirect jump per copy, which LLVM left
-    /// in some loops and not in others).
+    /// Copies `len` bytes `times` times, in `way`: one loop per way, so that no variant pays
+    /// for a dispatch inside its loop (an indirect jump per copy, which LLVM left in some loops
+    /// and not in others).
     fn copy(&mut self, direction: Direction, way: Way, len: usize, times: usize) -> Result<(), Failure> {
         let private = self.private.as_mut_slice()[..len].as_mut_ptr();
         let shared = self.shm.as_mut_ptr();
+        let (src, dst) = match direction {
+            Direction::In => (private, shared),
+            Direction::Out => (shared, private),
+        };
         let shm = &self.shm;
         let avx2 = has_avx2();
-        // SAFETY (of every `unsafe` below): `private` and `shared` are `len` or more bytes of
-        // two different mappings (the private buffer and the object), readable and writable
-        // for the life of `self`; the object is this run's own, under a unique name, and
-        // nothing else accesses either meanwhile; `avx2` only where the processor has AVX2.
+        // What every `unsafe` below relies on: `src` and `dst` are `len` or more bytes of two
+        // different mappings (the private buffer and the object), readable and writable for
+        // the life of `self`; the object is this run's own, under a unique name, and nothing
+        // else accesses either meanwhile.
         let done = match (way, direction) {
-            (Way::Safe, Direction::In) => repeat(times, private, shared, len, |private, _, offset, len| {
-                shm.write_at(offset, unsafe { std::slice::from_raw_parts(private, len) })
+            (Way::Safe, Direction::In) => repeat(times, src, dst, len, |src, _, offset, len| {
+                // SAFETY: `src` is the private buffer (see above).
+                shm.write_at(offset, unsafe { std::slice::from_raw_parts(src, len) })
             }),
-            (Way::Safe, Direction::Out) => repeat(times, private, shared, len, |private, _, offset, len| {
-                shm.read_at(offset, unsafe { std::slice::from_raw_parts_mut(private, len) })
+            (Way::Safe, Direction::Out) => repeat(times, src, dst, len, |_, dst, offset, len| {
+                // SAFETY: `dst` is the private buffer (see above).
+                shm.read_at(offset, unsafe { std::slice::from_raw_parts_mut(dst, len) })
             }),
-            (Way::Memcpy, Direction::In) => repeat(times, private, shared, len, |private, shared, _, len| {
-                unsafe { std::ptr::copy_nonoverlapping(private, shared, len) };
+            (Way::Memcpy, _) => repeat(times, src, dst, len, |src, dst, _, len| {
+                // SAFETY: see above.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
                 Ok(())
             }),
-            (Way::Memcpy, Direction::Out) => repeat(times, private, shared, len, |private, shared, _, len| {
-                unsafe { std::ptr::copy_nonoverlapping(shared, private, len) };
+            (Way::RepMovsb, _) => repeat(times, src, dst, len, |src, dst, _, len| {
+                // SAFETY: see above.
+                unsafe { rep_movsb(src, dst, len) };
                 Ok(())
             }),
-            (Way::RepMovsb, Direction::In) => repeat(times, private, shared, len, |private, shared, _, len| {
-                unsafe { rep_movsb(private, shared, len) };
-                Ok(())
-            }),
-            (Way::RepMovsb, Direction::Out) => repeat(times, private, shared, len, |private, shared, _, len| {
-                unsafe { rep_movsb(shared, private, len) };
-                Ok(())
-            }),
-            (Way::Avx2, Direction::In) => repeat(times, private, shared, len, |private, shared, _, len| {
-                unsafe { avx2_copy(avx2, private, shared, len) };
-                Ok(())
-            }),
-            (Way::Avx2, Direction::Out) => repeat(times, private, shared, len, |private, shared, _, len| {
-                unsafe { avx2_copy(avx2, shared, private, len) };
+            (Way::Avx2, _) => repeat(times, src, dst, len, |src, dst, _, len| {
+                // SAFETY: see above; `avx2` only where the processor has AVX2 (`has_avx2`).
+                unsafe { avx2_copy(avx2, src, dst, len) };
                 Ok(())
             }),
         };
@@ -152,7 +149,7 @@ impl Buffers {
     }
 }
 
-/// Calls `copy` `times` times with the private buffer, the object, offset 0 and `len`. Each
+/// Calls `copy` `times` times with the source, the destination, offset 0 and `len`. Each
 /// turn the addresses and the length are new to the compiler, and memory may have changed (see
 /// [`opaque`]): nothing is hoisted or merged, and nothing goes through the stack (as
 /// `black_box` would: a store and a reload per value, which cost more than a 64-byte copy and
@@ -161,14 +158,14 @@ impl Buffers {
 #[inline(always)]
 fn repeat(
     times: usize,
-    private: *mut u8,
-    shared: *mut u8,
+    src: *mut u8,
+    dst: *mut u8,
     len: usize,
     mut copy: impl FnMut(*mut u8, *mut u8, usize, usize) -> ipcmem::Result<()>,
 ) -> ipcmem::Result<()> {
     for _ in 0..times {
-        let (private, shared, offset, len) = opaque(private, shared, 0, len);
-        copy(private, shared, offset, len)?;
+        let (src, dst, offset, len) = opaque(src, dst, 0, len);
+        copy(src, dst, offset, len)?;
     }
     Ok(())
 }
@@ -186,20 +183,20 @@ fn has_avx2() -> bool {
 /// it are done and those after it are not merged with them. It costs no instruction.
 #[allow(clippy::inline_always)]
 #[inline(always)]
-fn opaque(private: *mut u8, shared: *mut u8, offset: usize, len: usize) -> (*mut u8, *mut u8, usize, usize) {
-    let (mut private, mut shared, mut offset, mut len) = (private, shared, offset, len);
+fn opaque(src: *mut u8, dst: *mut u8, offset: usize, len: usize) -> (*mut u8, *mut u8, usize, usize) {
+    let (mut src, mut dst, mut offset, mut len) = (src, dst, offset, len);
     // SAFETY: the assembly is empty: it changes no register, no memory, no flag.
     unsafe {
         std::arch::asm!(
             "/* {0} {1} {2} {3} */",
-            inout(reg) private,
-            inout(reg) shared,
+            inout(reg) src,
+            inout(reg) dst,
             inout(reg) offset,
             inout(reg) len,
             options(nostack, preserves_flags)
         );
     }
-    (private, shared, offset, len)
+    (src, dst, offset, len)
 }
 
 /// How a copy is made.
@@ -214,7 +211,7 @@ enum Way {
     /// A plain loop of 32-byte AVX2 loads and stores, 128 bytes a turn, the rest in 32-byte
     /// moves (where the processor has AVX2; `memcpy` elsewhere): where glibc starts
     /// `rep movsb`, whose start-up costs tens of cycles on AMD processors, this is the limit;
-    /// at 64 bytes, inline with no call, it is the fastest copy there is.
+    /// at 33-64 bytes (two moves, a direct call) it is the fastest copy a call can make.
     Avx2,
     /// `write_at` / `read_at`.
     Safe,
@@ -327,8 +324,8 @@ unsafe fn avx2_loop(src: *const u8, dst: *mut u8, len: usize) {
         unsafe { std::ptr::copy_nonoverlapping(src.add(whole), dst.add(whole), len - whole) };
         return;
     }
-    // The rest in 32-byte moves, the last one ending at `len` (overlapping the one before):
-    // no call, as the fastest small copy (64 bytes: two loads and two stores, inline).
+    // The rest in 32-byte moves, the last one ending at `len` (overlapping the one before),
+    // not a call of `memcpy`.
     let mut offset = whole;
     while offset < len {
         let at = offset.min(len - 32);
@@ -460,10 +457,8 @@ fn repetition(
         .min_by_key(|(_, samples)| samples.median())
         .map_or((Way::Memcpy, safe), |(way, samples)| (*way, samples));
     let paired = |limit: &Samples| {
-        let mut ratios: Vec<f64> =
-            limit.iter().zip(safe.iter()).map(|(limit, safe)| stats::ratio(*limit, *safe)).collect();
-        ratios.sort_by(f64::total_cmp);
-        median(&ratios)
+        let ratios: Vec<f64> = limit.iter().zip(safe.iter()).map(|(limit, safe)| stats::ratio(*limit, *safe)).collect();
+        median(&sorted(&ratios))
     };
     Ok(Repetition {
         way,

@@ -228,8 +228,7 @@ fn measure(settings: &Settings, frame: usize, round_trip: Duration) -> Result<Fi
     for _ in 0..LATENCY_ROUNDS {
         let (latency, lost) = latency(&mut writer, &name, &private, frames)?;
         let (raw_latency, raw_copy) = raw_latency(&private, frames)?;
-        let goal = round_trip / 2 + raw_copy.median();
-        figures.goal_ratios.push(stats::ratio(latency.median(), goal));
+        figures.goal_ratios.push(stats::ratio(latency.median(), latency_goal(round_trip, &raw_copy)));
         figures.lost += lost;
         figures.latency.extend(&latency);
         figures.raw_latency.extend(&raw_latency);
@@ -278,6 +277,12 @@ fn timed_result(times: usize, mut step: impl FnMut(usize) -> Result<(), Failure>
         step(i)?;
     }
     Ok(start.elapsed())
+}
+
+/// The latency goal: half an `Event` round trip plus one frame copy, the reader's copy of a
+/// frame that the other processor has just written (`copies`, measured by the raw transfer).
+fn latency_goal(round_trip: Duration, copies: &Samples) -> Duration {
+    round_trip / 2 + copies.median()
 }
 
 /// How many frames the latency run publishes: fewer for large frames, so that it lasts seconds.
@@ -417,13 +422,6 @@ impl ReaderChild {
     }
 }
 
-/// The median of `values` (0 if none).
-fn median_of(values: &[u64]) -> u64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
-}
-
 /// Durations in nanoseconds, as a reader printed them.
 fn durations(numbers: impl Iterator<Item = Result<u64, std::num::ParseIntError>>) -> Result<Samples, Failure> {
     let mut samples = Samples::default();
@@ -491,7 +489,7 @@ fn raw_reader(args: &ReaderArgs, frame: usize) -> Outcome {
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").and_then(|()| out.flush()).map_err(|error| failure(format!("stdout: {error}")))?;
     // Per way (`memcpy` for even serials, `rep movsb` for odd ones): latencies and copies.
-    let mut ways: [(Vec<u64>, Vec<u64>); 2] = Default::default();
+    let mut ways: [(Samples, Samples); 2] = Default::default();
     let (mut seen, mut deadline, mut spins) = (0, Instant::now() + PATIENCE, 0_u32);
     while seen < args.frames as u64 {
         let serial = counter.load(Ordering::Acquire);
@@ -518,16 +516,17 @@ fn raw_reader(args: &ReaderArgs, frame: usize) -> Outcome {
         }
         let received = stream::now_ns();
         let (latencies, copies) = &mut ways[usize::from(serial % 2 == 1)];
-        latencies.push(received.saturating_sub(published.load(Ordering::Relaxed)));
-        copies.push(received.saturating_sub(start));
+        latencies.push(Duration::from_nanos(received.saturating_sub(published.load(Ordering::Relaxed))));
+        copies.push(Duration::from_nanos(received.saturating_sub(start)));
         seen = serial;
         deadline = Instant::now() + PATIENCE;
     }
     // The floor is the faster way's: glibc's `memcpy` stores large frames past the caches
     // (non-temporal), `rep movsb` into them, and which is faster depends on the size.
     let [memcpy, rep_movsb] = ways;
-    let (latencies, copies) = if median_of(&memcpy.0) <= median_of(&rep_movsb.0) { memcpy } else { rep_movsb };
-    let words = |values: &[u64]| values.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+    let (latencies, copies) = if memcpy.0.median() <= rep_movsb.0.median() { memcpy } else { rep_movsb };
+    let words =
+        |samples: &Samples| samples.iter().map(|time| time.as_nanos().to_string()).collect::<Vec<_>>().join(" ");
     let (latencies, copies) = (words(&latencies), words(&copies));
     writeln!(out, "0 {latencies}\n{copies}")
         .and_then(|()| out.flush())
@@ -576,7 +575,7 @@ fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
             stats::duration(figure.raw_latency.median()),
             stats::duration(figure.raw_latency.percentile(0.99)),
             stats::duration(figure.raw_copy.median()),
-            stats::duration(round_trip / 2 + figure.raw_copy.median()),
+            stats::duration(latency_goal(round_trip, &figure.raw_copy)),
             spread(&figure.goal_ratios),
         ]);
     }
@@ -596,8 +595,9 @@ fn print(settings: &Settings, round_trip: Duration, figures: &[Figures]) {
          the clock. Copy by the reader: that copy alone, of a frame the other processor has \
          just written (memcpy out, in the table's fifth column, copies a frame already in this \
          processor's caches, which is faster). Latency and floor take turns in \
-         {LATENCY_ROUNDS} rounds; p50 / goal is per round, median and spread. Goal: p50 ≤ half an Event round trip (spinning, measured in this run: {}) \
-         plus one frame copy, the copy a reader makes (p50 / goal ≤ 1).",
+         {LATENCY_ROUNDS} rounds; p50 / goal is per round, median and spread. Goal: p50 ≤ half \
+         an Event round trip (spinning, measured in this run: {}) plus one frame copy, the copy a \
+         reader makes (p50 / goal ≤ 1).",
         stats::bytes(if settings.quick { QUICK_BATCH_BYTES } else { BATCH_BYTES }),
         settings.reps,
         stats::duration(round_trip)

@@ -4,12 +4,12 @@
 //! resumes.
 //!
 //! Calling convention (System V): `rdi` = destination, `rsi` = source, `rdx` = length, `rcx` =
-//! the address of the [`Strategy`] (read only where needed: a small copy loads one byte of
-//! it, so its callers pass one register where three cost three loads): the length from which
-//! non-temporal stores are used, the length from which `rep movsb` is used, whether the
-//! processor has AVX2 (and the system saves its registers). Returns [`Outcome`] in `rax:rdx`: `rax` is 0 when every byte was
-//! copied; after a fault the handler makes the routine return the signal number in `rax` and
-//! the faulting address in `rdx`.
+//! the address of the [`Strategy`]: the length from which non-temporal stores are used, the
+//! length from which `rep movsb` is used, whether the processor has AVX2 (and the system saves
+//! its registers). The routine reads it only where needed (a small copy, one byte of it), so
+//! that callers pass one register instead of loading three. Returns [`Outcome`] in `rax:rdx`:
+//! `rax` is 0 when every byte was copied; after a fault the handler makes the routine return
+//! the signal number in `rax` and the faulting address in `rdx`.
 //!
 //! What the routine does, by length (none touches the stack or a callee-saved register, so a
 //! fault can resume at a bare `ret`):
@@ -145,8 +145,8 @@ std::arch::global_asm!(
     "    movups xmmword ptr [rdi + rdx - 16], xmm1",
     "    xor eax, eax",
     "    ret",
-    // 65 bytes and more: non-temporal from `[rcx]` bytes on; `rep movsb` from `[rcx + 8]` bytes on if
-    // source and destination are equally aligned to a cache line; else the loop.
+    // 65 bytes and more: non-temporal from `[rcx]` bytes on; `rep movsb` from `[rcx + 8]`
+    // bytes on if source and destination are equally aligned to a cache line; else the loop.
     "40:",
     "    cmp rdx, qword ptr [rcx + 8]",
     "    jb 41f",

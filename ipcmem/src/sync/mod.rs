@@ -204,7 +204,7 @@ impl Place {
         // SAFETY: the caller's promise; the copy is sound against concurrent access (see
         // `access`), and any bytes make a valid `T` (`Pod`).
         let loaded = unsafe { crate::access::load(data.cast(), bytemuck::bytes_of_mut(&mut value)) };
-        loaded.map(|()| value).map_err(|fault| self.shm.fault_error(fault, self.offset, size_of::<T>()))
+        loaded.map(|()| value).map_err(|fault| self.fault_error(fault, data, size_of::<T>()))
     }
 
     /// Stores `value` at `data`; a fault (the object shrunk under the lock, the data perhaps
@@ -215,7 +215,14 @@ impl Place {
     pub(crate) unsafe fn store<T: bytemuck::Pod>(&self, data: *mut T, value: T) -> Result<()> {
         // SAFETY: the caller's promise; the copy is sound against concurrent access.
         let stored = unsafe { crate::access::store(data.cast(), bytemuck::bytes_of(&value)) };
-        stored.map_err(|fault| self.shm.fault_error(fault, self.offset, size_of::<T>()))
+        stored.map_err(|fault| self.fault_error(fault, data.cast_const(), size_of::<T>()))
+    }
+
+    /// The error of `fault` during an access of `length` bytes at `data`: the offset it names
+    /// is the data's in the object, not the place's.
+    fn fault_error<T>(&self, fault: crate::access::Fault, data: *const T, length: usize) -> Error {
+        let offset = (data as usize).wrapping_sub(self.shm.as_ptr() as usize);
+        self.shm.fault_error(fault, offset, length)
     }
 
     /// The object as errors name it: `"/name at offset 64"`.
